@@ -1,0 +1,172 @@
+"""Settings, and where each one came from.
+
+Precedence, highest first: command-line flag > `ASSIST_*` environment variable >
+`.assist/config.toml` > `[tool.assist]` in the repository's `pyproject.toml` > the user file
+(`$XDG_CONFIG_HOME/assist/config.toml`) > defaults. Unknown keys are errors, so a typo never
+silently does nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from assistant.errors import AssistError
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    path: str | None = None
+    """GGUF file to run locally; unset means the embedded default (SmolLM2-135M-Instruct)."""
+    url: str | None = None
+    """Base URL of an OpenAI-compatible server (llama-server, vLLM, Ollama); overrides `path`."""
+    api_key: str | None = None
+    """Bearer token sent to `url`, if the server wants one."""
+    remote_model: str | None = None
+    """Model name sent to `url` in the request body (Ollama and vLLM need it)."""
+    n_ctx: int = 4096
+    """Context window in tokens (capped at the model's trained context)."""
+    n_threads: int = 0
+    """CPU threads for generation; 0 means one per core."""
+    n_gpu_layers: int = 0
+    """Layers offloaded to the GPU; -1 offloads all of them where the build supports it."""
+    max_tokens: int = 256
+    """Upper bound on generated tokens per request."""
+    temperature: float = 0.2
+    """Sampling temperature; 0 is greedy."""
+    fim: str = "auto"
+    """FIM format: `auto` (read from the GGUF), `emulate`, or a family name (see docs/models.md)."""
+    timeout: float = 120.0
+    """Seconds to wait for a remote server before giving up."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: ModelSettings = field(default_factory=ModelSettings)
+    sources: tuple[str, ...] = ()
+    """Files that contributed, in the order they were applied (for `assist config`)."""
+    origins: tuple[tuple[str, str], ...] = ()
+    """(`section.key`, source) for every value that is not a default; the last pair wins."""
+
+    def origin(self, key: str) -> str:
+        found = [src for k, src in self.origins if k == key]
+        return found[-1] if found else "default"
+
+
+_SECTIONS: dict[str, type[Any]] = {"model": ModelSettings}
+# Short environment names kept for users; everything else is ASSIST_<SECTION>_<KEY>.
+_ENV_ALIASES = {"ASSIST_MODEL": ("model", "path"), "ASSIST_MODEL_URL": ("model", "url")}
+
+
+def user_config_path(env: dict[str, str] | None = None) -> Path:
+    env = dict(os.environ) if env is None else env
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "assist" / "config.toml"
+
+
+def _suggest(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=1)
+    return f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(options)}"
+
+
+def _coerce(section: str, key: str, value: Any, origin: str) -> Any:
+    kinds = {f.name: f.type for f in fields(_SECTIONS[section])}
+    kind = str(kinds[key])
+    try:
+        if "int" in kind and "float" not in kind and not isinstance(value, bool):
+            return int(value)
+        if "float" in kind:
+            return float(value)
+        if value is None:
+            return None
+        return str(value)
+    except (TypeError, ValueError):
+        raise AssistError(
+            f"{origin}: {section}.{key} = {value!r} is not a valid {kind}",
+            "fix the value or remove the key",
+        ) from None
+
+
+def _apply(settings: Settings, table: dict[str, Any], origin: str, base: Path | None) -> Settings:
+    for section, values in table.items():
+        if section not in _SECTIONS:
+            raise AssistError(
+                f"{origin}: unknown section [{section}]", _suggest(section, list(_SECTIONS))
+            )
+        if not isinstance(values, dict):
+            raise AssistError(f"{origin}: [{section}] must be a table", "see docs/configuration.md")
+        current = getattr(settings, section)
+        known = [f.name for f in fields(current)]
+        changes: dict[str, Any] = {}
+        for key, value in values.items():
+            if key not in known:
+                raise AssistError(
+                    f"{origin}: unknown key {section}.{key}", _suggest(key, known)
+                )
+            value = _coerce(section, key, value, origin)
+            if section == "model" and key == "path" and value and base is not None:
+                value = str((base / os.path.expanduser(value)).resolve())
+            changes[key] = value
+        # A model named by a higher-precedence source replaces the other way of naming one.
+        if section == "model" and "path" in changes and "url" not in changes:
+            changes["url"] = None
+        elif section == "model" and "url" in changes and "path" not in changes:
+            changes["path"] = None
+        settings = replace(settings, **{section: replace(current, **changes)})
+        settings = replace(
+            settings, origins=(*settings.origins, *((f"{section}.{k}", origin) for k in changes))
+        )
+    return replace(settings, sources=(*settings.sources, origin))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise AssistError(f"{path}: invalid TOML: {exc}", "fix the file or remove it") from None
+    except OSError as exc:
+        raise AssistError(f"{path}: cannot read: {exc.strerror}", "check its permissions") from None
+
+
+def load_settings(
+    root: Path | None = None,
+    env: dict[str, str] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> Settings:
+    """Build the settings for a repository at `root` (or none), from every source in order."""
+    env = dict(os.environ) if env is None else env
+    settings = Settings()
+    user = user_config_path(env)
+    if user.is_file():
+        settings = _apply(settings, _read_toml(user), str(user), user.parent)
+    if root is not None:
+        pyproject = root / "pyproject.toml"
+        if pyproject.is_file():
+            table = _read_toml(pyproject).get("tool", {}).get("assist")
+            if table:
+                settings = _apply(settings, table, f"{pyproject} [tool.assist]", root)
+        local = root / ".assist" / "config.toml"
+        if local.is_file():
+            settings = _apply(settings, _read_toml(local), str(local), root)
+    env_table: dict[str, dict[str, Any]] = {}
+    for section, cls in _SECTIONS.items():
+        for f in fields(cls):
+            name = f"ASSIST_{section}_{f.name}".upper()
+            if env.get(name):
+                env_table.setdefault(section, {})[f.name] = env[name]
+    for name, (section, key) in _ENV_ALIASES.items():
+        if env.get(name):
+            env_table.setdefault(section, {})[key] = env[name]
+    if env_table:
+        settings = _apply(settings, env_table, "environment", Path.cwd())
+    if overrides:
+        clean = {s: {k: v for k, v in t.items() if v is not None} for s, t in overrides.items()}
+        clean = {s: t for s, t in clean.items() if t}
+        if clean:
+            settings = _apply(settings, clean, "command line", Path.cwd())
+    return settings

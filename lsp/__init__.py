@@ -1,0 +1,1 @@
+"""The assist language server (pygls); started by `assist lsp`."""

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from tiny_gguf import CHATML, write_tiny_gguf
+
+from assistant.config import ModelSettings
+from assistant.model import LocalModel
+
+
+@pytest.fixture(scope="session")
+def gguf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("gguf")
+
+
+@pytest.fixture(scope="session")
+def make_gguf(gguf_dir: Path) -> Callable[..., Path]:
+    """Write (once per distinct argument set) a tiny GGUF and return its path."""
+    made: dict[str, Path] = {}
+
+    def make(**kwargs: object) -> Path:
+        key = repr(sorted(kwargs.items()))
+        if key not in made:
+            made[key] = write_tiny_gguf(gguf_dir / f"tiny-{len(made)}.gguf", **kwargs)  # type: ignore[arg-type]
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def chat_gguf(make_gguf: Callable[..., Path]) -> Path:
+    return make_gguf(family="qwen", metadata=True, chat_template=CHATML, favorite="a")
+
+
+@pytest.fixture(scope="session")
+def chat_model(chat_gguf: Path) -> LocalModel:
+    return LocalModel.load(chat_gguf, ModelSettings(temperature=0.0, max_tokens=16))
+
+
+@pytest.fixture
+def isolated_env(tmp_path: Path) -> dict[str, str]:
+    """An environment with no user config and no ASSIST_* variables."""
+    return {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "HOME": str(tmp_path / "home")}
