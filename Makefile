@@ -20,6 +20,7 @@ lint: setup
 	$(VENV)/bin/ruff check assistant lsp tests bench
 	$(VENV)/bin/ruff format --check assistant lsp tests bench
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 test: lint
 	$(PY) -m pytest -q

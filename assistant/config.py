@@ -104,9 +104,7 @@ def _apply(settings: Settings, table: dict[str, Any], origin: str, base: Path | 
         changes: dict[str, Any] = {}
         for key, value in values.items():
             if key not in known:
-                raise AssistError(
-                    f"{origin}: unknown key {section}.{key}", _suggest(key, known)
-                )
+                raise AssistError(f"{origin}: unknown key {section}.{key}", _suggest(key, known))
             value = _coerce(section, key, value, origin)
             if section == "model" and key == "path" and value and base is not None:
                 value = str((base / os.path.expanduser(value)).resolve())

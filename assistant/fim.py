@@ -233,11 +233,11 @@ def build_fim_tokens(
         if fmt.repo_name_id is not None:
             name = repo or "repository"
             # Qwen2.5-Coder ends the name with a newline; StarCoder2 runs straight on.
-            out += [fmt.repo_name_id] + tokenize(f"{name}\n" if fmt.repo_style == "qwen" else name)
+            out += [fmt.repo_name_id, *tokenize(f"{name}\n" if fmt.repo_style == "qwen" else name)]
         for ctx in context:
-            out += [fmt.file_sep_id] + tokenize(f"{ctx.path}\n{ctx.text.rstrip()}\n")
+            out += [fmt.file_sep_id, *tokenize(f"{ctx.path}\n{ctx.text.rstrip()}\n")]
         if fmt.repo_style == "qwen":
-            out += [fmt.file_sep_id] + tokenize(f"{path or 'untitled'}\n")
+            out += [fmt.file_sep_id, *tokenize(f"{path or 'untitled'}\n")]
             head = ""
         else:  # StarCoder2 puts the current file's path inside the prefix.
             out += [fmt.file_sep_id]
@@ -245,9 +245,9 @@ def build_fim_tokens(
     else:
         head = "".join(path_comment(c.path, c.text) for c in context)
     if fmt.order == "spm":
-        out += [fmt.suffix_id] + tokenize(suffix) + [fmt.prefix_id] + tokenize(head + prefix)
+        out += [fmt.suffix_id, *tokenize(suffix), fmt.prefix_id, *tokenize(head + prefix)]
     else:
-        out += [fmt.prefix_id] + tokenize(head + prefix) + [fmt.suffix_id] + tokenize(suffix)
+        out += [fmt.prefix_id, *tokenize(head + prefix), fmt.suffix_id, *tokenize(suffix)]
         if fmt.middle_id is not None:
             out.append(fmt.middle_id)
     return out
@@ -280,6 +280,12 @@ def trim_emulated(output: str, prefix: str, suffix: str) -> str:
     m = _FENCE.match(text.strip("\n"))
     if m:
         text = m.group(1)
+    # Drop lines of the prefix that the answer repeats (whole lines, ending at the cursor).
+    for k in range(min(len(prefix), len(text)), 0, -1):
+        starts_line = k == len(prefix) or prefix[-k - 1] == "\n"
+        if starts_line and "\n" in text[:k] and prefix.endswith(text[:k]):
+            text = text[k:]
+            break
     # Drop a repeated copy of the current line's beginning.
     line_start = prefix.rsplit("\n", 1)[-1]
     if line_start and text.startswith(line_start):

@@ -195,7 +195,9 @@ def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
                 return _parse(buf, p, size)
     except PermissionError:
-        raise AssistError(f"{p}: permission denied reading the model", "check its permissions") from None
+        raise AssistError(
+            f"{p}: permission denied reading the model", "check its permissions"
+        ) from None
     except OSError as exc:
         raise AssistError(f"{p}: cannot read the model: {exc.strerror}", hint) from None
 
@@ -233,7 +235,11 @@ def _parse(buf: mmap.mmap, path: Path, size: int) -> GGUFInfo:
 def iter_special_tokens(info: GGUFInfo) -> Iterator[tuple[str, int, str]]:
     """(role, id, text) for every `tokenizer.ggml.*_token_id` key, for the model card."""
     for key, value in sorted(info.metadata.items()):
-        if key.startswith("tokenizer.ggml.") and key.endswith("_token_id") and isinstance(value, int):
+        if (
+            key.startswith("tokenizer.ggml.")
+            and key.endswith("_token_id")
+            and isinstance(value, int)
+        ):
             role = key.removeprefix("tokenizer.ggml.").removesuffix("_token_id")
             text = info.tokens[value] if 0 <= value < len(info.tokens) else "?"
             yield role, value, text

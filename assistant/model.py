@@ -200,6 +200,7 @@ class LocalModel:
         finally:
             llama_logger.set_verbose(False)
         log.debug("llama.cpp output while loading:\n%s", captured.getvalue())
+        llama.verbose = False  # otherwise every generate() prints cache hits to stderr
         return cls(info, llama, settings)
 
     @property
@@ -410,14 +411,16 @@ def supports_gpu_offload() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
-def measure_speed(model: LocalModel, prompt_tokens: int = 128, gen_tokens: int = 32) -> dict[str, float]:
+def measure_speed(
+    model: LocalModel, prompt_tokens: int = 128, gen_tokens: int = 32
+) -> dict[str, float]:
     """Prompt and generation tokens/s on this machine, from a cold cache, stops ignored."""
     llama = model.llama
     vocab = [i for i, t in enumerate(model.info.tokens) if t.isalpha()] or [0]
     n = max(8, min(prompt_tokens, llama.n_ctx() - gen_tokens - 1))
     tokens = model.bos() + [vocab[i % len(vocab)] for i in range(n)]
     with model._flight.lock:
-        llama.reset()
+        llama.reset()  # type: ignore[no-untyped-call]
         start = time.perf_counter()
         produced = 0
         first = start
@@ -428,7 +431,7 @@ def measure_speed(model: LocalModel, prompt_tokens: int = 128, gen_tokens: int =
             if produced >= gen_tokens:
                 break
         end = time.perf_counter()
-        llama.reset()
+        llama.reset()  # type: ignore[no-untyped-call]
     prompt_s = first - start
     gen_s = end - first
     return {

@@ -66,7 +66,8 @@ def test_forced_modes(make_gguf) -> None:
 GOLDEN = {
     "qwen": "⟦<|fim_prefix|>⟧def add(a, b):\n    ⟦<|fim_suffix|>⟧\n\nprint(add(1, 2))"
     "⟦<|fim_middle|>⟧",
-    "starcoder": "⟦<fim_prefix>⟧def add(a, b):\n    ⟦<fim_suffix>⟧\n\nprint(add(1, 2))⟦<fim_middle>⟧",
+    "starcoder": "⟦<fim_prefix>⟧def add(a, b):\n    ⟦<fim_suffix>⟧\n\nprint(add(1, 2))"
+    "⟦<fim_middle>⟧",
     "codellama": "⟦▁<PRE>⟧def add(a, b):\n    ⟦▁<SUF>⟧\n\nprint(add(1, 2))⟦▁<MID>⟧",
     "codestral": "⟦[SUFFIX]⟧\n\nprint(add(1, 2))⟦[PREFIX]⟧def add(a, b):\n    ",
     "deepseek": "⟦<｜fim▁begin｜>⟧def add(a, b):\n    ⟦<｜fim▁hole｜>⟧\n\nprint(add(1, 2))"
@@ -81,7 +82,9 @@ GOLDEN = {
 def test_exact_token_sequence(models, family: str, metadata: bool) -> None:
     model = models[family, metadata]
     assert model.fim is not None
-    ids = build_fim_tokens(model.fim, model.tokenize, "def add(a, b):\n    ", "\n\nprint(add(1, 2))")
+    ids = build_fim_tokens(
+        model.fim, model.tokenize, "def add(a, b):\n    ", "\n\nprint(add(1, 2))"
+    )
     assert render(model, ids) == GOLDEN[family]
 
 
@@ -123,7 +126,9 @@ def test_path_comments_without_repo_format(models) -> None:
     assert model.fim is not None
     ctx = [ContextFile("util.py", "def helper(): ...")]
     ids = build_fim_tokens(model.fim, model.tokenize, "x = ", "", path="main.py", context=ctx)
-    assert render(model, ids) == "⟦▁<PRE>⟧# path: util.py\ndef helper(): ...\n\nx = ⟦▁<SUF>⟧⟦▁<MID>⟧"
+    assert (
+        render(model, ids) == "⟦▁<PRE>⟧# path: util.py\ndef helper(): ...\n\nx = ⟦▁<SUF>⟧⟦▁<MID>⟧"
+    )
 
 
 def test_file_text_cannot_inject_control_tokens(models) -> None:
@@ -161,6 +166,7 @@ def test_stop_tokens_per_family(models, family: str) -> None:
          "return a + b"),
         ("def add(a, b):\n    return a + b", "x = 1\ndef add(a, b):", "\n", "\n    return a + b"),
         ("a + b", "return ", ")", "a + b"),
+        ("def add(a, b):\n    return a + b", "x = 1\ndef add(a, b):\n    ", "\n", "return a + b"),
     ],
 )  # fmt: skip
 def test_trim_emulated(output: str, prefix: str, suffix: str, expected: str) -> None:

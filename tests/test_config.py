@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant.config import load_settings
+from assistant.errors import AssistError
+from assistant.model_source import choose_model, embedded_model_path
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_defaults(isolated_env) -> None:
+    settings = load_settings(None, env=isolated_env)
+    assert settings.model.path is None and settings.model.n_ctx == 4096
+    choice = choose_model(settings)
+    assert choice.origin.startswith("embedded default")
+    assert choice.location == str(embedded_model_path())
+    assert Path(choice.location).stat().st_size > 50_000_000
+
+
+def test_precedence(tmp_path: Path, isolated_env) -> None:
+    repo = tmp_path / "repo"
+    _write(Path(isolated_env["XDG_CONFIG_HOME"]) / "assist/config.toml",
+           '[model]\npath = "/user.gguf"\nn_ctx = 111\nmax_tokens = 5\n')  # fmt: skip
+    _write(repo / "pyproject.toml", '[tool.assist.model]\npath = "/pyproject.gguf"\nn_ctx = 222\n')
+    _write(repo / ".assist/config.toml", '[model]\npath = "models/local.gguf"\n')
+    settings = load_settings(repo, env=isolated_env)
+    assert settings.model.path == str(repo / "models/local.gguf")  # relative to the repository
+    assert settings.model.n_ctx == 222
+    assert settings.model.max_tokens == 5
+    assert settings.origin("model.n_ctx").endswith("[tool.assist]")
+
+    env = {**isolated_env, "ASSIST_MODEL": "/env.gguf", "ASSIST_MODEL_N_CTX": "333"}
+    settings = load_settings(repo, env=env)
+    assert settings.model.path == "/env.gguf" and settings.model.n_ctx == 333
+    assert settings.origin("model.path") == "environment"
+
+    settings = load_settings(repo, env=env, overrides={"model": {"path": "/flag.gguf"}})
+    assert settings.model.path == "/flag.gguf"
+    assert choose_model(settings).origin == "command line"
+
+
+def test_url_and_path_the_higher_source_wins(tmp_path: Path, isolated_env) -> None:
+    _write(tmp_path / ".assist/config.toml", '[model]\nurl = "http://127.0.0.1:9/v1"\n')
+    settings = load_settings(tmp_path, env=isolated_env)
+    assert choose_model(settings).kind == "remote"
+    settings = load_settings(tmp_path, env=isolated_env, overrides={"model": {"path": "/m.gguf"}})
+    assert choose_model(settings).kind == "local"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[model]\nn_cxt = 5\n", "did you mean 'n_ctx'"),
+        ("[modle]\npath = 'x'\n", "did you mean 'model'"),
+        ("[model]\nn_ctx = 'big'\n", "not a valid"),
+        ("[model\n", "invalid TOML"),
+    ],
+)
+def test_bad_config_is_a_clear_error(tmp_path: Path, isolated_env, text: str, message: str) -> None:
+    _write(tmp_path / ".assist/config.toml", text)
+    with pytest.raises(AssistError, match=message):
+        load_settings(tmp_path, env=isolated_env)
+
+
+def test_every_key_is_documented() -> None:
+    from dataclasses import fields
+
+    from assistant.config import ModelSettings
+
+    doc = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    for f in fields(ModelSettings):
+        assert f"`model.{f.name}`" in doc, f.name

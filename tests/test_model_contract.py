@@ -1,0 +1,105 @@
+"""One contract for every `Model`: local llama.cpp, and a real OpenAI-compatible server on loopback.
+
+The server is llama-cpp-python's own (`python -m llama_cpp.server`) serving the same tiny GGUF,
+so RemoteModel is tested against real HTTP streaming, not a mock.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from assistant.chat_format import Message
+from assistant.config import ModelSettings
+from assistant.errors import AssistError
+from assistant.model import LocalModel, Model
+from assistant.remote import RemoteModel
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server_url(chat_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(chat_gguf),
+             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "512"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url + "/models", timeout=1).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"llama_cpp.server did not start:\n{log.read_text()[-2000:]}")
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture(params=["local", "remote"])
+def model(request: pytest.FixtureRequest, chat_gguf: Path) -> Model:
+    settings = ModelSettings(temperature=0.0, max_tokens=16)
+    if request.param == "local":
+        return LocalModel.load(chat_gguf, settings)
+    return RemoteModel(request.getfixturevalue("server_url"), settings)
+
+
+def test_chat_streams(model: Model) -> None:
+    pieces = list(model.chat([Message("user", "hello")], max_tokens=5))
+    assert pieces == ["a"] * 5
+    assert model.last_stats.generated_tokens == 5
+    assert model.last_stats.prompt_ms > 0
+
+
+def test_complete_streams_and_honours_stop(model: Model) -> None:
+    assert "".join(model.complete("hello", max_tokens=6)) == "a" * 6
+    assert "".join(model.complete("hello", max_tokens=6, stop=["aaa"])) == ""
+
+
+def test_infill_returns_text(model: Model) -> None:
+    out = "".join(model.infill("x = ", "\n", path="a.py", max_tokens=4))
+    assert out == "aaaa"
+    assert model.fim_mode
+
+
+def test_cancel(model: Model) -> None:
+    cancel = threading.Event()
+    out = []
+    for piece in model.chat([Message("user", "hello")], max_tokens=64, cancel=cancel):
+        out.append(piece)
+        cancel.set()
+    assert out == ["a"]
+    assert model.last_stats.stopped_by == "cancel"
+
+
+def test_unreachable_server_is_a_clear_error() -> None:
+    remote = RemoteModel(f"http://127.0.0.1:{_free_port()}/v1", ModelSettings(timeout=5))
+    with pytest.raises(AssistError, match="cannot reach the model server"):
+        list(remote.chat([Message("user", "hi")]))
+
+
+def test_http_error_is_a_clear_error(server_url: str) -> None:
+    remote = RemoteModel(server_url + "/nothing-here", ModelSettings())
+    with pytest.raises(AssistError, match="HTTP 404"):
+        list(remote.complete("hi"))
