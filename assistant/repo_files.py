@@ -1,0 +1,142 @@
+"""Which files of a repository are indexable, and why each other one is not.
+
+Git repositories list tracked plus untracked-not-ignored files (`git ls-files -co
+--exclude-standard`); elsewhere a walk honours `.gitignore` files. Every path then passes the
+privacy rules, and every file the cheap checks (symlinks, size) before anyone reads it; content
+checks (binary, UTF-8, minified) happen when the file is read for indexing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pathspec
+
+from assistant.languages import language_for_path
+from assistant.privacy import PathRules
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RepoFile:
+    path: str
+    """Relative to the repository root, forward slashes."""
+    size: int
+    mtime_ns: int
+    language: str | None
+
+
+@dataclass(frozen=True)
+class Skip:
+    path: str
+    reason: str
+
+
+def git_paths(root: Path) -> list[str] | None:
+    """Tracked and untracked-but-not-ignored files, or None when `root` is not a git work tree."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "ls-files", "-z", "-co", "--exclude-standard"],
+            capture_output=True,
+            check=True,
+            timeout=120,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        return None
+    paths = [p for p in out.decode("utf-8", "surrogateescape").split("\0") if p]
+    return sorted(set(paths))
+
+
+def walk_paths(root: Path) -> list[str]:
+    """All files under `root` minus those matched by `.gitignore` files (nested ones included)."""
+    found: list[str] = []
+    specs: list[tuple[str, pathspec.GitIgnoreSpec]] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        rel_dir = "" if rel_dir == "." else rel_dir + "/"
+        specs = [(base, spec) for base, spec in specs if rel_dir.startswith(base)]
+        gi = Path(dirpath) / ".gitignore"
+        if gi.is_file():
+            try:
+                lines = gi.read_text(encoding="utf-8", errors="replace").splitlines()
+                specs.append((rel_dir, pathspec.GitIgnoreSpec.from_lines(lines)))
+            except OSError:
+                pass
+
+        def ignored(
+            rel: str, is_dir: bool, specs: list[tuple[str, pathspec.GitIgnoreSpec]] = specs
+        ) -> bool:
+            for base, spec in specs:
+                sub = rel[len(base) :] + ("/" if is_dir else "")
+                if spec.match_file(sub):
+                    return True
+            return False
+
+        dirnames[:] = sorted(
+            d for d in dirnames if d not in (".git", ".assist") and not ignored(rel_dir + d, True)
+        )
+        found.extend(rel_dir + f for f in filenames if not ignored(rel_dir + f, False))
+    return sorted(found)
+
+
+def scan(root: Path, rules: PathRules, max_file_size: int) -> tuple[list[RepoFile], list[Skip]]:
+    """Candidate files with their stat, and the skipped ones with a reason. Reads no content."""
+    root = root.resolve()
+    paths = git_paths(root)
+    if paths is None:
+        paths = walk_paths(root)
+    files: list[RepoFile] = []
+    skips: list[Skip] = []
+    for rel in paths:
+        why = rules.reason(rel)
+        if why:
+            skips.append(Skip(rel, why))
+            continue
+        full = root / rel
+        try:
+            st = full.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                try:
+                    target = full.resolve(strict=True)
+                except (OSError, RuntimeError):
+                    skips.append(Skip(rel, "symlink that loops or points nowhere"))
+                    continue
+                if target != root and root not in target.parents:
+                    skips.append(Skip(rel, "symlink that leaves the repository"))
+                    continue
+                st = target.stat()
+            if not stat.S_ISREG(st.st_mode):
+                skips.append(Skip(rel, "not a regular file"))
+                continue
+        except FileNotFoundError:
+            continue  # listed by git but deleted in the work tree
+        except OSError as exc:
+            skips.append(Skip(rel, f"cannot stat: {exc.strerror}"))
+            continue
+        if st.st_size > max_file_size:
+            skips.append(Skip(rel, f"too large ({st.st_size} bytes > {max_file_size})"))
+            continue
+        files.append(RepoFile(rel, st.st_size, st.st_mtime_ns, language_for_path(rel)))
+    return files, skips
+
+
+def content_problem(data: bytes, max_line_length: int) -> str | None:
+    """Why these bytes are not indexable text, or None."""
+    if b"\0" in data[:8192]:
+        return "binary"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not valid UTF-8 (byte {exc.start})"
+    if text:
+        lines = text.count("\n") + 1
+        longest = max((len(line) for line in text.split("\n")), default=0)
+        if longest > max_line_length or (len(text) / lines > max_line_length / 10 and lines > 1):
+            return f"minified or generated (a line of {longest} characters)"
+    return None

@@ -1,0 +1,241 @@
+"""`Workspace.open(root)`: the one object a front-end holds.
+
+It wires settings, path rules, the index store, the vector index, the embedder and the model,
+each created lazily on first use, so a front-end pays only for what it touches.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from assistant.config import Settings, load_settings
+from assistant.errors import AssistError
+from assistant.privacy import PathRules
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from assistant.embeddings import Embedder
+    from assistant.indexer import IndexReport, Progress
+    from assistant.model import Model
+    from assistant.search import Hit, Mode, SearchTimings
+    from assistant.store import Store
+    from assistant.vectors import VectorIndex
+
+INDEX_DIR = ".assist"
+
+
+def find_root(start: Path) -> Path | None:
+    """The repository around `start`: the nearest directory holding `.git` or `.assist`."""
+    start = start.resolve()
+    for candidate in (start, *start.parents):
+        if (candidate / ".git").exists() or (candidate / INDEX_DIR).is_dir():
+            return candidate
+    return None
+
+
+class Workspace:
+    def __init__(self, root: Path, settings: Settings) -> None:
+        self.root = root
+        self.settings = settings
+        self.rules = PathRules(root, private=settings.index.private, exclude=settings.index.exclude)
+        self.index_dir = root / INDEX_DIR
+        self._store: Store | None = None
+        self._vectors: VectorIndex | None = None
+        self._embedder: Embedder | None = None
+        self._model: Model | None = None
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        overrides: dict[str, dict[str, Any]] | None = None,
+        env: dict[str, str] | None = None,
+        require_repo: bool = False,
+    ) -> Workspace:
+        start = Path(path).expanduser() if path else Path.cwd()
+        if not start.exists():
+            raise AssistError(f"{start}: no such directory", "pass an existing repository path")
+        if start.is_file():
+            start = start.parent
+        root = find_root(start)
+        if root is None:
+            if require_repo:
+                raise AssistError(
+                    f"{start}: not inside a git repository",
+                    "run it inside a repository, or pass --repo PATH",
+                )
+            root = start.resolve()
+        return cls(root, load_settings(root, env=env, overrides=overrides))
+
+    # -- the index -----------------------------------------------------------------------------
+
+    @property
+    def db_path(self) -> Path:
+        return self.index_dir / "index.db"
+
+    @property
+    def hnsw_path(self) -> Path:
+        return self.index_dir / "vectors.hnsw"
+
+    def has_index(self) -> bool:
+        return self.db_path.is_file()
+
+    @property
+    def store(self) -> Store:
+        from assistant.store import Store
+
+        with self._lock:
+            if self._store is None:
+                self.index_dir.mkdir(parents=True, exist_ok=True)
+                gitignore = self.index_dir / ".gitignore"
+                if not gitignore.exists():
+                    gitignore.write_text("*\n")  # the index never shows up in `git status`
+                self._store = Store(self.db_path)
+            return self._store
+
+    def writer_lock(self) -> _WriterLock:
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        return _WriterLock(self.index_dir / "writer.lock")
+
+    def index(
+        self, *, vectors: bool | None = None, cancel: threading.Event | None = None
+    ) -> Iterator[Progress | IndexReport]:
+        """Bring the index up to date: keywords first, then vectors (unless turned off)."""
+        from assistant.indexer import IndexReport, index_keywords, index_vectors
+
+        with self.writer_lock():
+            report: IndexReport | None = None
+            for item in index_keywords(self.root, self.store, self.rules, self.settings.index,
+                                       cancel):  # fmt: skip
+                if isinstance(item, IndexReport):
+                    report = item
+                else:
+                    yield item
+            assert report is not None
+            if vectors if vectors is not None else self.settings.index.vectors:
+                for step in index_vectors(self.store, self.embedder, self.hnsw_path,
+                                          report.removed_chunk_ids, cancel):  # fmt: skip
+                    if isinstance(step, int):
+                        report.embedded = step
+                    else:
+                        yield step
+                self._vectors = None  # reload the saved one on next search
+            yield report
+
+    # -- models --------------------------------------------------------------------------------
+
+    @property
+    def embedder(self) -> Embedder:
+        from assistant.embeddings import load_embedder
+
+        with self._lock:
+            if self._embedder is None:
+                path = self.settings.index.embedding_model
+                self._embedder = load_embedder(Path(path) if path else None)
+            return self._embedder
+
+    @property
+    def model(self) -> Model:
+        from assistant.model_source import open_model
+
+        with self._lock:
+            if self._model is None:
+                self._model = open_model(self.settings)
+            return self._model
+
+    def vector_index(self) -> VectorIndex | None:
+        """The saved HNSW index for the recorded embedder, or None if nothing is embedded."""
+        from assistant.vectors import VectorIndex
+
+        with self._lock:
+            if self._vectors is None:
+                identity = self.store.meta("embedder")
+                dim = self.store.meta("embedder_dim")
+                if not identity or not dim:
+                    return None
+                self._vectors, _ = VectorIndex.open(self.hnsw_path, self.store, identity, int(dim))
+            return self._vectors
+
+    # -- search --------------------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int | None = None,
+        mode: Mode | None = None,
+        per_file: int | None = None,
+        timings: SearchTimings | None = None,
+    ) -> list[Hit]:
+        from assistant.search import MODES, search
+
+        if not self.has_index():
+            raise AssistError(f"{self.root}: no index yet", "run `assist index` first")
+        mode = mode or self.settings.search.mode  # type: ignore[assignment]
+        if mode not in MODES:
+            raise AssistError(f"unknown search mode {mode!r}", "use hybrid, keyword or vector")
+        vectors = self.vector_index() if mode != "keyword" else None
+        if mode == "vector" and vectors is None:
+            raise AssistError("no vectors in the index yet", "run `assist index` (with vectors)")
+
+        def embed(text: str) -> np.ndarray:
+            identity = self.store.meta("embedder")
+            if identity != self.embedder.identity:
+                raise AssistError(
+                    "the index was embedded with another model", "run `assist index` to re-embed"
+                )
+            return self.embedder.embed([text])[0]
+
+        return search(
+            self.store,
+            query,
+            k=k or self.settings.search.k,
+            mode=mode,  # type: ignore[arg-type]
+            per_file=self.settings.search.per_file if per_file is None else per_file,
+            vectors=vectors,
+            embed=embed,
+            allow=self.rules.allows,
+            timings=timings,
+        )
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+class _WriterLock:
+    """One indexing process per repository; the kernel drops the lock if its holder dies."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def __enter__(self) -> _WriterLock:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            self.fd = None
+            raise AssistError(
+                "another assist process is indexing this repository",
+                "wait for it to finish; its results are visible to searches meanwhile",
+            ) from None
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, str(os.getpid()).encode())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
