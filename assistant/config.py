@@ -76,6 +76,9 @@ class SearchSettings:
     """At most this many results from one file (0: no limit)."""
     mode: str = "hybrid"
     """`hybrid`, `keyword` or `vector`."""
+    fusion: str = "score"
+    """How hybrid mode combines the lists: `score` (normalised BM25 and cosine, 0.4/0.6) or
+    `rrf` (reciprocal rank fusion); see docs/search.md for the measurements."""
 
 
 @dataclass(frozen=True)

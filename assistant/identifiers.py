@@ -22,7 +22,7 @@ _STOP_TEXT = """
 a an the of to in on at by for from with into onto is are was were be been being it its this
 that these those and or as if so than too very can could should would may might must will shall
 i we you he she they them their our your my me us his her also just which who whom what where
-there here do does did such
+there here do does did such has have had
 """
 STOP_WORDS = frozenset(_STOP_TEXT.split())
 
@@ -169,9 +169,22 @@ def query_terms(query: str) -> tuple[list[str], list[str]]:
 
 
 def identifier_candidates(query: str) -> set[str]:
-    """Lower-cased words of the query that could name a symbol exactly (`upload_file`)."""
+    """Lower-cased words of the query that look like code names (`upload_file`, `getUser`,
+    `Session.get`), or the query itself when it is one word.
+
+    Plain English words ("name", "value") also name methods, but boosting them would let
+    every method called `name` outrank what a sentence describes.
+    """
+    found = list(words(query))
+    if len(found) == 1:
+        return {found[0].lower()}
     out = set()
-    for word in words(query):
-        if len(word) > 2 and word.lower() not in STOP_WORDS:
+    for word in found:
+        looks_like_code = (
+            "_" in word
+            or any(c.isdigit() for c in word)
+            or (any(c.isupper() for c in word[1:]) and any(c.islower() for c in word))
+        )
+        if looks_like_code:
             out.add(word.lower())
     return out

@@ -135,12 +135,14 @@ def parse_files(
         # Few files (a save in the editor): a pool costs more than it saves. The per-file
         # deadline still holds through a one-process pool for anything slow.
         workers = 1
-    pending: list[list[tuple[RepoFile, str | None]]] = [
+    pending: list[list[tuple[RepoFile, str | None]]] = [  # batches, popped from the end
         list(todo[i : i + _BATCH]) for i in range(0, len(todo), _BATCH)
     ]
     pending.reverse()
     pool = _Workers(workers)
-    in_flight: list[tuple[multiprocessing.pool.AsyncResult[list[Parsed]], list, float, float]] = []
+    Batch = list[tuple[RepoFile, str | None]]
+    in_flight: list[tuple[multiprocessing.pool.AsyncResult[list[Parsed]], Batch, float, float]]
+    in_flight = []
     try:
         while pending or in_flight:
             if cancel is not None and cancel.is_set():
@@ -227,6 +229,7 @@ def index_keywords(
     last_commit = time.monotonic()
     store.db.execute("BEGIN IMMEDIATE")
     try:
+        store.rebuild_fts_if_stale()
         for path in gone:
             report.removed_chunk_ids.extend(store.delete_file(path))
             report.removed += 1

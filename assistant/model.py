@@ -30,8 +30,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # End-of-turn texts of common chat templates; generation stops on any that exist in the vocab.
-_END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-                "</s>", "<|end_of_text|>", "<｜end▁of▁sentence｜>", "<|EOT|>")  # fmt: skip
+_END_OF_TURN = (
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "</s>",
+    "<|end_of_text|>",
+    "<｜end▁of▁sentence｜>",
+    "<|EOT|>",
+)
 
 
 @dataclass
@@ -125,9 +134,13 @@ def emulation_messages(prefix: str, suffix: str, path: str) -> list[Message]:
     """The chat prompt that asks a model without FIM tokens to fill the hole."""
     return [
         Message("system", prompts.render("fim_emulation_system")),
-        Message("user", prompts.render("fim_emulation_user", path=path or "untitled",
-                                       prefix=prefix, suffix=suffix)),
-    ]  # fmt: skip
+        Message(
+            "user",
+            prompts.render(
+                "fim_emulation_user", path=path or "untitled", prefix=prefix, suffix=suffix
+            ),
+        ),
+    ]
 
 
 @dataclass
@@ -372,9 +385,14 @@ class LocalModel:
         if self.fim is None:
             return self._emulated_infill(prefix, suffix, path, max_tokens, cancel)
         tokens = build_fim_tokens(
-            self.fim, self.tokenize, prefix, suffix, bos=self.bos(), path=path or None,
+            self.fim,
+            self.tokenize,
+            prefix,
+            suffix,
+            bos=self.bos(),
+            path=path or None,
             context=context,
-        )  # fmt: skip
+        )
         return self.generate_tokens(
             tokens, max_tokens=max_tokens, stop_ids=self.fim.stop_ids, cancel=cancel
         )
@@ -389,9 +407,10 @@ class LocalModel:
     ) -> Iterator[str]:
         # The whole answer is needed before it can be trimmed to the hole, so this yields once.
         text = "".join(
-            self.chat(emulation_messages(prefix, suffix, path), max_tokens=max_tokens,
-                      cancel=cancel)
-        )  # fmt: skip
+            self.chat(
+                emulation_messages(prefix, suffix, path), max_tokens=max_tokens, cancel=cancel
+            )
+        )
         trimmed = trim_emulated(text, prefix, suffix)
         if trimmed:
             yield trimmed

@@ -70,8 +70,9 @@ def build_card(settings: Settings, *, measure: bool = True) -> dict[str, Any]:
             card["speed"] = measure_speed(model)
             card["n_ctx"] = model.llama.n_ctx()
         else:
-            text = "".join(model.chat([Message("user", "Count from one to twenty.")],
-                                      max_tokens=32))  # fmt: skip
+            text = "".join(
+                model.chat([Message("user", "Count from one to twenty.")], max_tokens=32)
+            )
             stats = model.last_stats
             card["speed"] = {
                 "generated_chunks": stats.generated_tokens,
@@ -106,12 +107,19 @@ def format_card(card: dict[str, Any]) -> str:
             ("architecture", card["architecture"]),
             ("parameters", _count(card["parameters"])),
             ("quantization", card["quantization"]),
-            ("context length", f"{card['context_length']} trained"
-             + (f", {card['n_ctx']} in use" if "n_ctx" in card else "")),
+            (
+                "context length",
+                f"{card['context_length']} trained"
+                + (f", {card['n_ctx']} in use" if "n_ctx" in card else ""),
+            ),
             ("vocabulary", str(card["vocabulary_size"])),
-            ("chat template", "yes (rendered in a Jinja sandbox)" if card["chat_template"]
-             else "no (plain fallback format)"),
-        ]  # fmt: skip
+            (
+                "chat template",
+                "yes (rendered in a Jinja sandbox)"
+                if card["chat_template"]
+                else "no (plain fallback format)",
+            ),
+        ]
     else:
         rows.append(("url", card["url"]))
     rows.append(("FIM", card["fim"]))
@@ -122,21 +130,39 @@ def format_card(card: dict[str, Any]) -> str:
         rows.append((f"token {role}", f"{tok['text']!r} (id {tok['id']})"))
     speed = card.get("speed")
     if speed and card["kind"] == "local":
-        rows.append(("prompt speed", f"{speed['prompt_tokens_per_s']:.1f} tokens/s "
-                     f"({int(speed['prompt_tokens'])} tokens)"))  # fmt: skip
-        rows.append(("generation speed", f"{speed['generation_tokens_per_s']:.1f} tokens/s "
-                     f"({int(speed['generated_tokens'])} tokens)"))  # fmt: skip
+        rows.append(
+            (
+                "prompt speed",
+                f"{speed['prompt_tokens_per_s']:.1f} tokens/s "
+                f"({int(speed['prompt_tokens'])} tokens)",
+            )
+        )
+        rows.append(
+            (
+                "generation speed",
+                f"{speed['generation_tokens_per_s']:.1f} tokens/s "
+                f"({int(speed['generated_tokens'])} tokens)",
+            )
+        )
     elif speed:
-        rows.append(("generation speed", f"{speed['generation_tokens_per_s']:.1f} chunks/s, "
-                     f"first token {speed['first_token_ms']:.0f} ms"))  # fmt: skip
+        rows.append(
+            (
+                "generation speed",
+                f"{speed['generation_tokens_per_s']:.1f} chunks/s, "
+                f"first token {speed['first_token_ms']:.0f} ms",
+            )
+        )
     env = card["environment"]
     rows += [
         ("llama-cpp-python", env["llama_cpp_python"]),
         ("python", f"{env['python']} on {env['platform']}"),
         ("threads", f"{env['threads']} of {env['cpu_count']} cores"),
-        ("GPU offload", ("available" if env["gpu_offload_available"] else "not in this build")
-         + f", n_gpu_layers={env['n_gpu_layers']}"),
-    ]  # fmt: skip
+        (
+            "GPU offload",
+            ("available" if env["gpu_offload_available"] else "not in this build")
+            + f", n_gpu_layers={env['n_gpu_layers']}",
+        ),
+    ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 

@@ -181,9 +181,10 @@ class RemoteModel:
                 self._infill = True
                 return _chain(first, chunks)
         text = "".join(
-            self.chat(emulation_messages(prefix, suffix, path), max_tokens=max_tokens,
-                      cancel=cancel)
-        )  # fmt: skip
+            self.chat(
+                emulation_messages(prefix, suffix, path), max_tokens=max_tokens, cancel=cancel
+            )
+        )
         trimmed = trim_emulated(text, prefix, suffix)
         return iter([trimmed] if trimmed else [])
 

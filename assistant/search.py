@@ -8,27 +8,33 @@ result can be explained.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Literal
 
 from assistant.identifiers import identifier_candidates, query_terms, split_identifier
 from assistant.store import ChunkRow, Store
-from assistant.vectors import VectorIndex
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from assistant.vectors import VectorIndex
 
 Mode = Literal["hybrid", "keyword", "vector"]
 MODES: tuple[Mode, ...] = ("hybrid", "keyword", "vector")
 
-RRF_K = 60
 CANDIDATES = 200
-KEYWORD_WEIGHT = 1.0
-VECTOR_WEIGHT = 1.0
-SYNONYM_WEIGHT = 0.1
-EXACT_NAME_BOOST = 2.0 / (RRF_K + 1)
-PARTIAL_NAME_BOOST = 0.5 / (RRF_K + 1)
+RRF_K = 60
+VECTOR_SHARE = 0.6
+"""Weight of the vector score in hybrid fusion; the keyword score gets the rest."""
+SYNONYM_WEIGHT = 0.25
+EXACT_NAME_BOOST = 1.0
+PARTIAL_NAME_BOOST = 0.3
+NAME_HINT = 0.1
+TEST_CODE_FACTOR = 0.7
+"""Tests rank a little below the code they test: a search usually wants the implementation."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,52 @@ def fts_expression(terms: list[str]) -> str:
     return " OR ".join(f'"{t}"' for t in terms if t)
 
 
+def fuse(bm25: dict[int, float], cosine: dict[int, float]) -> dict[int, float]:
+    """Convex combination of the two normalised scores (a list that is empty weighs 0).
+
+    BM25 is divided by the query's best score; cosine is min-max scaled over the candidates.
+    On the retrieval benchmark this beat reciprocal rank fusion (0.427 against 0.415 overall
+    MRR@10, before other tuning): the vector list is the stronger one here, and RRF's rank
+    flattening gave the weaker keyword list as much say.
+    """
+    alpha = VECTOR_SHARE if bm25 and cosine else (1.0 if cosine else 0.0)
+    out: dict[int, float] = {}
+    if bm25:
+        top = max(bm25.values()) or 1.0
+        for cid, score in bm25.items():
+            out[cid] = (1 - alpha) * score / top
+    if cosine:
+        lo, hi = min(cosine.values()), max(cosine.values())
+        span = (hi - lo) or 1.0
+        for cid, sim in cosine.items():
+            out[cid] = out.get(cid, 0.0) + alpha * (sim - lo) / span
+    return out
+
+
+_TEST_PATH = re.compile(
+    r"(^|/)(tests?|testing|__tests__|spec|specs)/|(^|/)test_[^/]*$|_test\.[a-z]+$"
+    r"|\.(test|spec)\.[a-z]+$|_spec\.rb$"
+)
+
+
+def is_test_code(path: str, qualified_name: str) -> bool:
+    """Tests, by path or by name (`mod tests` in Rust, `test_*` functions)."""
+    if _TEST_PATH.search(path):
+        return True
+    first = qualified_name.split(".", 1)[0]
+    last = qualified_name.rsplit(".", 1)[-1]
+    return first in ("tests", "test") or last.startswith(("test_", "Test"))
+
+
+def fuse_rrf(bm25: dict[int, float], cosine: dict[int, float]) -> dict[int, float]:
+    """Reciprocal rank fusion (k=60), kept as `search.fusion = "rrf"` for comparison."""
+    out: dict[int, float] = {}
+    for scores in (bm25, cosine):
+        for rank, cid in enumerate(sorted(scores, key=lambda c: -scores[c])):
+            out[cid] = out.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
+    return out
+
+
 def _snippet(row: ChunkRow, max_lines: int = 6) -> str:
     lines = row.text.split("\n")
     return "\n".join(lines[:max_lines])
@@ -86,6 +138,7 @@ def search(
     k: int = 10,
     mode: Mode = "hybrid",
     per_file: int = 3,
+    fusion: Literal["score", "rrf"] = "score",
     vectors: VectorIndex | None = None,
     embed: Callable[[str], np.ndarray] | None = None,
     allow: Callable[[str], bool] | None = None,
@@ -93,9 +146,10 @@ def search(
 ) -> list[Hit]:
     """Best chunks for `query`; `allow` is the privacy check applied to every result path."""
     timings = timings if timings is not None else SearchTimings()
-    scores: dict[int, float] = {}
     kw_rank: dict[int, int] = {}
     vec_rank: dict[int, int] = {}
+    vec_sim: dict[int, float] = {}
+    bm25: dict[int, float] = {}
 
     if mode in ("hybrid", "keyword"):
         t = time.perf_counter()
@@ -104,10 +158,9 @@ def search(
         # Synonyms widen recall but are weaker evidence than the user's own words.
         for cid, score in store.keyword(fts_expression(synonyms), CANDIDATES):
             bm25[cid] = bm25.get(cid, 0.0) + SYNONYM_WEIGHT * score
-        ordered = sorted(bm25, key=lambda c: -bm25[c])[:CANDIDATES]
-        for rank, cid in enumerate(ordered):
+        for rank, cid in enumerate(sorted(bm25, key=lambda c: -bm25[c])[:CANDIDATES]):
             kw_rank[cid] = rank + 1
-            scores[cid] = scores.get(cid, 0.0) + KEYWORD_WEIGHT / (RRF_K + rank + 1)
+        bm25 = {cid: bm25[cid] for cid in kw_rank}
         timings.keyword_ms = (time.perf_counter() - t) * 1000
 
     if mode in ("hybrid", "vector"):
@@ -118,28 +171,34 @@ def search(
             qvec = embed(query)
             timings.embed_ms = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
-            for rank, (cid, _) in enumerate(vectors.search(qvec, CANDIDATES)):
+            for rank, (cid, cos) in enumerate(vectors.search(qvec, CANDIDATES)):
                 vec_rank[cid] = rank + 1
-                scores[cid] = scores.get(cid, 0.0) + VECTOR_WEIGHT / (RRF_K + rank + 1)
+                vec_sim[cid] = cos
             timings.vector_ms = (time.perf_counter() - t) * 1000
 
     t = time.perf_counter()
+    scores = fuse_rrf(bm25, vec_sim) if fusion == "rrf" else fuse(bm25, vec_sim)
     names = identifier_candidates(query)
     if mode != "vector" and names:
         for cid in store.chunks_named(names):
             scores.setdefault(cid, 0.0)
     rows = store.chunks(list(scores))
-    query_parts = {p for name in names for p in split_identifier(name)}
+    if mode != "vector" and names:
+        # A query that is just a name wants that definition first; a sentence that mentions a
+        # name often describes something else that uses it, so there the name only nudges.
+        short = len(query.split()) <= 2
+        exact = EXACT_NAME_BOOST if short else NAME_HINT
+        partial = PARTIAL_NAME_BOOST if short else NAME_HINT / 3
+        query_parts = {p for name in names for p in split_identifier(name)}
+        for cid, row in rows.items():
+            if row.name.lower() in names or row.qualified_name.lower() in names:
+                scores[cid] += exact
+            elif len(parts := set(split_identifier(row.name))) > 1 and parts <= query_parts:
+                scores[cid] += partial
+
     for cid, row in rows.items():
-        if mode == "vector":
-            break
-        lname = row.name.lower()
-        if lname in names or row.qualified_name.lower() in names:
-            scores[cid] += EXACT_NAME_BOOST
-        else:
-            parts = set(split_identifier(row.name))
-            if len(parts) > 1 and parts <= query_parts:
-                scores[cid] += PARTIAL_NAME_BOOST
+        if is_test_code(row.path, row.qualified_name):
+            scores[cid] *= TEST_CODE_FACTOR
 
     ranked = sorted(rows.values(), key=lambda r: (-scores[r.id], r.path, r.start_line))
     hits: list[Hit] = []

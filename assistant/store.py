@@ -88,12 +88,21 @@ class FileState:
     mtime_ns: int
 
 
-def fts_columns(chunk: Chunk) -> tuple[str, str, str]:
+# Bump when the keyword pipeline (identifiers.py, the columns below) changes: the FTS table is
+# then rebuilt from the stored chunks on the next `assist index`, with no re-parsing.
+FTS_VERSION = "2"
+
+
+def fts_columns(
+    qualified_name: str, path: str, signature: str, doc: str, text: str
+) -> tuple[str, str, str]:
     """The three FTS5 columns of a chunk, as space-joined code-aware terms."""
-    name = " ".join(index_terms(chunk.qualified_name.replace(".", " ")))
-    path = " ".join(index_terms(chunk.path.replace("/", " ").replace(".", " ")))
-    body = " ".join(index_terms(f"{chunk.signature}\n{chunk.doc}\n{chunk.text}"))
-    return name, path, body
+    name = " ".join(index_terms(qualified_name.replace(".", " ")))
+    where = " ".join(index_terms(path.replace("/", " ").replace(".", " ")))
+    # The signature and doc usually sit inside the text already; count them once.
+    extra = [part for part in (signature, doc) if part and part not in text]
+    body = " ".join(index_terms("\n".join([*extra, text])))
+    return name, where, body
 
 
 class Store:
@@ -242,9 +251,25 @@ class Store:
             )
             self.db.execute(
                 "INSERT INTO chunk_fts(rowid, name, path, body) VALUES (?, ?, ?, ?)",
-                (cur.lastrowid, *fts_columns(c)),
+                (cur.lastrowid, *fts_columns(c.qualified_name, path, c.signature, c.doc, c.text)),
             )
         return removed
+
+    def rebuild_fts_if_stale(self) -> bool:
+        """Recompute every keyword row when the pipeline changed (call inside a transaction)."""
+        if self.meta("fts_version") == FTS_VERSION:
+            return False
+        self.db.execute("DELETE FROM chunk_fts")
+        rows = self.db.execute(
+            "SELECT c.id, c.qualified_name, f.path, c.signature, c.doc, c.text"
+            " FROM chunks c JOIN files f ON f.id = c.file_id"
+        ).fetchall()
+        self.db.executemany(
+            "INSERT INTO chunk_fts(rowid, name, path, body) VALUES (?, ?, ?, ?)",
+            ((r[0], *fts_columns(*r[1:])) for r in rows),
+        )
+        self.set_meta("fts_version", FTS_VERSION)
+        return True
 
     def record_skips(self, skips: Iterable[tuple[str, str]]) -> None:
         self.db.execute("DELETE FROM skipped")

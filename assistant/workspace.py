@@ -192,14 +192,16 @@ class Workspace:
                 raise AssistError(
                     "the index was embedded with another model", "run `assist index` to re-embed"
                 )
-            return self.embedder.embed([text])[0]
+            vector: np.ndarray = self.embedder.embed([text])[0]
+            return vector
 
         return search(
             self.store,
             query,
             k=k or self.settings.search.k,
-            mode=mode,  # type: ignore[arg-type]
+            mode=mode,
             per_file=self.settings.search.per_file if per_file is None else per_file,
+            fusion="rrf" if self.settings.search.fusion == "rrf" else "score",
             vectors=vectors,
             embed=embed,
             allow=self.rules.allows,

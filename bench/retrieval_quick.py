@@ -39,7 +39,9 @@ def main() -> None:
     ap.add_argument("--index", action="store_true", help="(re)index before searching")
     ap.add_argument("--no-vectors", action="store_true")
     args = ap.parse_args()
-    names = [n for n in args.only.split(",") if n] or sorted(p.stem for p in QUERIES.glob("*.jsonl"))
+    names = [n for n in args.only.split(",") if n] or sorted(
+        p.stem for p in QUERIES.glob("*.jsonl")
+    )
     overall: dict[str, list[float]] = {}
     for corpus in names:
         ws = Workspace.open(Path(args.corpora) / corpus)
@@ -62,10 +64,19 @@ def main() -> None:
             n = len(queries)
             mrr = sum(rr) / n
             overall.setdefault(mode, []).append(mrr)
-            print(json.dumps({"corpus": corpus, "mode": mode, "mrr10": round(mrr, 3),
-                              "r1": round(r1 / n, 3), "r5": round(r5 / n, 3),
-                              "r10": round(r10 / n, 3),
-                              "p50_ms": round(statistics.median(ms), 1)}))
+            print(
+                json.dumps(
+                    {
+                        "corpus": corpus,
+                        "mode": mode,
+                        "mrr10": round(mrr, 3),
+                        "r1": round(r1 / n, 3),
+                        "r5": round(r5 / n, 3),
+                        "r10": round(r10 / n, 3),
+                        "p50_ms": round(statistics.median(ms), 1),
+                    }
+                )
+            )
     for mode, values in overall.items():
         print(json.dumps({"overall": mode, "mrr10": round(sum(values) / len(values), 3)}))
 

@@ -25,8 +25,10 @@ def test_defaults(isolated_env) -> None:
 
 def test_precedence(tmp_path: Path, isolated_env) -> None:
     repo = tmp_path / "repo"
-    _write(Path(isolated_env["XDG_CONFIG_HOME"]) / "assist/config.toml",
-           '[model]\npath = "/user.gguf"\nn_ctx = 111\nmax_tokens = 5\n')  # fmt: skip
+    _write(
+        Path(isolated_env["XDG_CONFIG_HOME"]) / "assist/config.toml",
+        '[model]\npath = "/user.gguf"\nn_ctx = 111\nmax_tokens = 5\n',
+    )
     _write(repo / "pyproject.toml", '[tool.assist.model]\npath = "/pyproject.gguf"\nn_ctx = 222\n')
     _write(repo / ".assist/config.toml", '[model]\npath = "models/local.gguf"\n')
     settings = load_settings(repo, env=isolated_env)

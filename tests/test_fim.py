@@ -162,12 +162,16 @@ def test_stop_tokens_per_family(models, family: str) -> None:
     ("output", "prefix", "suffix", "expected"),
     [
         ("```python\nreturn a + b\n```", "def add(a, b):\n    ", "\n", "return a + b"),
-        ("    return a + b\n\nprint(add(1, 2))", "def add(a, b):\n    ", "\n\nprint(add(1, 2))",
-         "return a + b"),
+        (
+            "    return a + b\n\nprint(add(1, 2))",
+            "def add(a, b):\n    ",
+            "\n\nprint(add(1, 2))",
+            "return a + b",
+        ),
         ("def add(a, b):\n    return a + b", "x = 1\ndef add(a, b):", "\n", "\n    return a + b"),
         ("a + b", "return ", ")", "a + b"),
         ("def add(a, b):\n    return a + b", "x = 1\ndef add(a, b):\n    ", "\n", "return a + b"),
     ],
-)  # fmt: skip
+)
 def test_trim_emulated(output: str, prefix: str, suffix: str, expected: str) -> None:
     assert trim_emulated(output, prefix, suffix) == expected

@@ -153,7 +153,9 @@ def test_new_exclusion_removes_chunks(repo: Path) -> None:
 
 
 def test_parse_deadline_skips_the_slow_file(repo: Path) -> None:
-    big = "\n".join(f"def f{i}(a, b):\n    return [a + b for _ in range({i})]\n" for i in range(30000))
+    big = "\n".join(
+        f"def f{i}(a, b):\n    return [a + b for _ in range({i})]\n" for i in range(30000)
+    )
     (repo / "huge.py").write_text(big)
     (repo / ".assist").mkdir()
     (repo / ".assist" / "config.toml").write_text(

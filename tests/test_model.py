@@ -106,8 +106,9 @@ def test_fallback_chat_format_without_template() -> None:
 
 
 def test_emulated_infill_goes_through_chat(make_gguf) -> None:
-    model = LocalModel.load(make_gguf(family="none", chat_template=CHATML), ModelSettings(
-        temperature=0.0))  # fmt: skip
+    model = LocalModel.load(
+        make_gguf(family="none", chat_template=CHATML), ModelSettings(temperature=0.0)
+    )
     assert model.fim is None
     assert model.fim_mode.startswith("emulated")
     out = "".join(model.infill("x = ", "\n", max_tokens=5))

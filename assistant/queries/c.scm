@@ -1,0 +1,48 @@
+; C definitions. A declarator may wrap the function's name in pointers (`int **f(void)`); two
+; levels are covered. Prototypes and forward declarations (`struct s;`) are not definitions.
+
+(function_definition
+  declarator: (function_declarator
+    declarator: (identifier) @name)) @definition.function
+
+(function_definition
+  declarator: (_
+    (function_declarator
+      declarator: (identifier) @name))) @definition.function
+
+(function_definition
+  declarator: (_
+    (_
+      (function_declarator
+        declarator: (identifier) @name)))) @definition.function
+
+(struct_specifier
+  name: (type_identifier) @name
+  body: (field_declaration_list)) @definition.struct
+
+(union_specifier
+  name: (type_identifier) @name
+  body: (field_declaration_list)) @definition.struct
+
+(enum_specifier
+  name: (type_identifier) @name
+  body: (enumerator_list)) @definition.enum
+
+(type_definition
+  declarator: (type_identifier) @name) @definition.type
+
+; typedef struct s *s_ptr; typedef int row[4];
+(type_definition
+  declarator: (_
+    declarator: (type_identifier) @name)) @definition.type
+
+; typedef int (*handler)(int);
+(type_definition
+  declarator: (function_declarator
+    declarator: (parenthesized_declarator
+      (pointer_declarator
+        declarator: (type_identifier) @name)))) @definition.type
+
+; #define MAX(a, b) ...
+(preproc_function_def
+  name: (identifier) @name) @definition.macro
