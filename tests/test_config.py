@@ -73,8 +73,9 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, isolated_env, text: str, me
 def test_every_key_is_documented() -> None:
     from dataclasses import fields
 
-    from assistant.config import ModelSettings
+    from assistant.config import _SECTIONS
 
     doc = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
-    for f in fields(ModelSettings):
-        assert f"`model.{f.name}`" in doc, f.name
+    for section, cls in _SECTIONS.items():
+        for f in fields(cls):
+            assert f"`{section}.{f.name}`" in doc, f"{section}.{f.name}"

@@ -117,3 +117,22 @@ def test_damaged_hnsw_file_is_rebuilt_not_loaded(tmp_path: Path) -> None:
 
         names = [h["name"] for h in json.loads(out.stdout)]
         assert names == [h.name for h in good], damage
+
+
+def test_readers_query_while_the_indexer_writes(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    make_repo(repo, 120)
+    cmd = [sys.executable, "-m", "assistant", "index", str(repo), "-q"]
+    subprocess.run([*cmd, "--no-vectors"], check=True)  # something to read from the start
+    for i in range(0, 120, 2):
+        p = repo / f"mod_{i:03d}.py"
+        p.write_text(p.read_text() + f"\n\ndef late_{i}():\n    return {i}\n")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    searches = 0
+    ws = Workspace.open(repo)
+    while proc.poll() is None:
+        assert ws.search("retry the upload", mode="keyword", k=3)
+        searches += 1
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    assert searches >= 5  # the reader was never blocked for the whole run
+    assert ws.search("late_60", mode="keyword")[0].name == "late_60"
