@@ -29,6 +29,8 @@ CANDIDATES = 200
 RRF_K = 60
 VECTOR_SHARE = 0.6
 """Weight of the vector score in hybrid fusion; the keyword score gets the rest."""
+KEYWORD_PEAK = 0.5
+"""The keyword list keeps its full weight when its 10th score is at most half its best."""
 SYNONYM_WEIGHT = 0.25
 EXACT_NAME_BOOST = 1.0
 PARTIAL_NAME_BOOST = 0.3
@@ -89,6 +91,13 @@ def fuse(bm25: dict[int, float], cosine: dict[int, float]) -> dict[int, float]:
     flattening gave the weaker keyword list as much say.
     """
     alpha = VECTOR_SHARE if bm25 and cosine else (1.0 if cosine else 0.0)
+    if bm25 and cosine:
+        # Trust the keyword list less when it is flat: a sentence of common words gives many
+        # chunks nearly the same BM25, and then its order says little.
+        top = sorted(bm25.values(), reverse=True)
+        tenth = top[min(9, len(top) - 1)]
+        peak = (top[0] - tenth) / top[0] if top[0] > 0 else 0.0
+        alpha = 1 - (1 - VECTOR_SHARE) * max(0.25, min(1.0, peak / KEYWORD_PEAK))
     out: dict[int, float] = {}
     if bm25:
         top = max(bm25.values()) or 1.0

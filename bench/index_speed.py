@@ -4,7 +4,7 @@ Prints one JSON object. Figures are ratios against baselines measured in this sa
 (ctags on the same files; a bare llama-cpp-python embedding loop over the same texts), because
 these machines are noisy.
 
-    python bench/index_speed.py [--embed-sample 400] [--queries 200] [--cli-runs 30]
+    python bench/index_speed.py [--embed-sample 400] [--queries 200] [--cli-runs 30] [--vectors N]
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--embed-sample", type=int, default=400)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--cli-runs", type=int, default=30)
+    ap.add_argument("--vectors", type=int, default=5000, help="chunks to embed for search")
     args = ap.parse_args()
     out: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,9 +105,16 @@ def main() -> None:
             pipeline_vs_bare=round(bare_s / pipeline_s, 2),
         )
 
-        # Search latency inside a running process, on an index with vectors for a sample.
-        for _ in ws.index(vectors=True):
-            pass
+        # Search latency inside a running process. Embedding all ~30k chunks of the standard
+        # library takes a quarter of an hour on 2 cores; --vectors N embeds the first N.
+        import threading
+
+        from assistant.indexer import Progress
+
+        stop = threading.Event()
+        for item in ws.index(vectors=True, cancel=stop):
+            if isinstance(item, Progress) and item.phase == "embed" and item.done >= args.vectors:
+                stop.set()
         out["vectors"] = ws.store.counts()["vectors"]
         queries = [r.text.split("\n")[0][:80] for r in ws.store.chunks(
             list(range(1, args.queries * 7, 7))).values()][: args.queries]  # fmt: skip

@@ -986,10 +986,10 @@ def test_garbage_never_raises() -> None:
     rng = random.Random(1234)
     samples = [
         bytes(rng.getrandbits(8) for _ in range(5000)),  # binary, with NULs
-        bytes(rng.choice(b"{}()[];:<>/*\\n\\t\"'#=abc") for _ in range(5000)),
-        b"\\xff\\xfe\\xfa not utf-8 \\x80\\x81 def f(:\\n",
+        bytes(rng.choice(b"{}()[];:<>/*\n\t\"'#=abc") for _ in range(5000)),
+        b"\xff\xfe\xfa not utf-8 \x80\x81 def f(:\n",
         b"class {{{{ def def fn fn func ((((",
-        b"\\n" * 1000,
+        b"\n" * 1000,
     ]
     for language in languages.supported_languages():
         for sample in samples:
