@@ -94,9 +94,9 @@ def fuse(bm25: dict[int, float], cosine: dict[int, float]) -> dict[int, float]:
     if bm25 and cosine:
         # Trust the keyword list less when it is flat: a sentence of common words gives many
         # chunks nearly the same BM25, and then its order says little.
-        top = sorted(bm25.values(), reverse=True)
-        tenth = top[min(9, len(top) - 1)]
-        peak = (top[0] - tenth) / top[0] if top[0] > 0 else 0.0
+        best = sorted(bm25.values(), reverse=True)
+        tenth = best[min(9, len(best) - 1)]
+        peak = (best[0] - tenth) / best[0] if best[0] > 0 else 0.0
         alpha = 1 - (1 - VECTOR_SHARE) * max(0.25, min(1.0, peak / KEYWORD_PEAK))
     out: dict[int, float] = {}
     if bm25:
