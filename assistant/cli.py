@@ -106,6 +106,35 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from assistant.watcher import Batch, Watcher
+
+    ws = _workspace(args, args.path)
+    progress = _ProgressLine()
+    from assistant.indexer import Progress
+
+    for item in ws.index(vectors=False if args.no_vectors else None):
+        if not args.quiet and isinstance(item, Progress):
+            progress.show(item.phase, item.done, item.total)
+
+    def show(batch: Batch) -> None:
+        if args.quiet or batch.report is None:
+            return
+        r = batch.report
+        print(f"{time.strftime('%H:%M:%S')} {batch.reason}: {r.parsed} parsed, {r.removed} "
+              f"removed, {r.embedded} embedded in {batch.seconds:.2f} s", flush=True)  # fmt: skip
+
+    watcher = Watcher(ws, vectors=False if args.no_vectors else None, on_batch=show)
+    watcher.start()
+    mode = "watching" if watcher.watching else "rescanning every 30 s (cannot watch)"
+    print(f"{mode} {ws.root}; Ctrl-C to stop", file=sys.stderr, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        watcher.stop()
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from assistant.search import SearchTimings
 
@@ -183,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
     p.add_argument("--verbose-skips", action="store_true", help="list skipped files")
     p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("watch", help="keep the index fresh as files change")
+    p.add_argument("path", nargs="?", help="repository (default: the one around cwd)")
+    p.add_argument("--no-vectors", action="store_true", help="keywords only; skip embedding")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing per batch")
+    p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser("search", help="hybrid code search over the index")
     p.add_argument("query")

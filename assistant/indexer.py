@@ -95,6 +95,10 @@ def _parse_batch(
     return [parse_file(root, f, h, max_line_length, lines) for f, h in batch]
 
 
+def _ready(_: int) -> int:
+    return os.getpid()
+
+
 class _Workers:
     """A process pool that can be killed and replaced when a task overruns its deadline."""
 
@@ -107,6 +111,9 @@ class _Workers:
     def get(self) -> multiprocessing.pool.Pool:
         if self.pool is None:
             self.pool = self.ctx.Pool(self.n)
+            # Start every worker before any deadline runs: a spawned worker imports the
+            # package first, which must not count as parse time.
+            self.pool.map(_ready, range(self.n), chunksize=1)
         return self.pool
 
     def kill(self) -> None:
@@ -131,10 +138,14 @@ def parse_files(
     """Parse `todo` (file, stored hash) in parallel, yielding results as they come."""
     lines, longest = settings.chunk_lines, settings.max_line_length
     workers = settings.workers or os.cpu_count() or 1
-    if len(todo) <= 8 or workers == 1:
-        # Few files (a save in the editor): a pool costs more than it saves. The per-file
-        # deadline still holds through a one-process pool for anything slow.
-        workers = 1
+    if len(todo) <= 8:
+        # A few files (a save in the editor): starting processes costs more than it saves.
+        # Parse here; tree-sitter's own time budget in symbols.py bounds a hostile file.
+        for f, old_hash in todo:
+            if cancel is not None and cancel.is_set():
+                return
+            yield parse_file(str(root), f, old_hash, longest, lines)
+        return
     pending: list[list[tuple[RepoFile, str | None]]] = [  # batches, popped from the end
         list(todo[i : i + _BATCH]) for i in range(0, len(todo), _BATCH)
     ]

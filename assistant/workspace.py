@@ -105,24 +105,39 @@ class Workspace:
         self.index_dir.mkdir(parents=True, exist_ok=True)
         return _WriterLock(self.index_dir / "writer.lock")
 
+    def reload_rules(self) -> None:
+        """Re-read `.assistignore` (the watcher calls this when it changes)."""
+        self.rules = PathRules(
+            self.root, private=self.settings.index.private, exclude=self.settings.index.exclude
+        )
+
     def index(
-        self, *, vectors: bool | None = None, cancel: threading.Event | None = None
+        self,
+        *,
+        vectors: bool | None = None,
+        cancel: threading.Event | None = None,
+        only: set[str] | None = None,
     ) -> Iterator[Progress | IndexReport]:
-        """Bring the index up to date: keywords first, then vectors (unless turned off)."""
+        """Bring the index up to date: keywords first, then vectors (unless turned off).
+
+        `only` limits the keyword stage to these repository-relative paths (a watcher batch).
+        """
         from assistant.indexer import IndexReport, index_keywords, index_vectors
 
         with self.writer_lock():
             report: IndexReport | None = None
-            for item in index_keywords(self.root, self.store, self.rules, self.settings.index,
-                                       cancel):  # fmt: skip
+            for item in index_keywords(
+                self.root, self.store, self.rules, self.settings.index, cancel, only
+            ):
                 if isinstance(item, IndexReport):
                     report = item
                 else:
                     yield item
             assert report is not None
             if vectors if vectors is not None else self.settings.index.vectors:
-                for step in index_vectors(self.store, self.embedder, self.hnsw_path,
-                                          report.removed_chunk_ids, cancel):  # fmt: skip
+                for step in index_vectors(
+                    self.store, self.embedder, self.hnsw_path, report.removed_chunk_ids, cancel
+                ):
                     if isinstance(step, int):
                         report.embedded = step
                     else:

@@ -157,6 +157,8 @@ def test_parse_deadline_skips_the_slow_file(repo: Path) -> None:
         f"def f{i}(a, b):\n    return [a + b for _ in range({i})]\n" for i in range(30000)
     )
     (repo / "huge.py").write_text(big)
+    for i in range(12):  # enough files for the worker pool (a handful are parsed in-process)
+        (repo / f"small_{i}.py").write_text(f"def small_{i}():\n    return {i}\n")
     (repo / ".assist").mkdir()
     (repo / ".assist" / "config.toml").write_text(
         "[index]\nparse_timeout = 0.001\nmax_file_size = 9000000\n"
@@ -165,7 +167,7 @@ def test_parse_deadline_skips_the_slow_file(repo: Path) -> None:
     report = run_index(ws, vectors=False)
     reasons = dict(report.skipped)
     assert reasons["huge.py"].startswith("parse timed out")
-    assert ws.store.counts()["files"] >= 4  # the others were requeued and indexed
+    assert ws.store.counts()["files"] == 4 + 12  # the others were requeued and indexed
 
 
 def test_cli_index_and_search_json(repo: Path) -> None:
