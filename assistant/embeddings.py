@@ -39,11 +39,11 @@ _WEIGHTS = "model.safetensors"
 _CONVERTER_VERSION = 1
 
 # Tokens in one llama.cpp batch (= ubatch = context: an encoder sees a whole batch at once).
-# Attention inside a batch costs batch_tokens² even across sequences (ggml masks a full
-# matrix), so smaller is faster: measured on 150 code chunks, 2 cores, F16 MiniLM:
-# 2048 -> 1,190 tokens/s, 512 -> 3,709, 256 -> 5,652 (texts are then cut to 256 tokens,
-# MiniLM's own training length). 384 trips a ggml assertion; keep powers of two.
-DEFAULT_BATCH_TOKENS = 256
+# Flash attention matters most: ggml's CPU flash-attention kernel skips the masked blocks
+# between packed sequences, the plain path computes them. bench/embedding_speed.py, 200 code
+# chunks, 2 cores: 512 -> 8.2k tokens/s, 1024 -> 7.3k, 2048 -> 5.7k, 512 without flash
+# attention -> 3.7k. llama.cpp aborts on sizes that are neither powers of two nor n*256.
+DEFAULT_BATCH_TOKENS = 512
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -367,8 +367,9 @@ def _locked(lock_path: Path) -> Iterator[None]:
 class Embedder:
     """An embedding GGUF run in-process by llama.cpp; rows come back L2-normalised.
 
-    One llama.cpp context is shared, so calls are serialised by a lock; sequences of one
-    batch attend only to themselves, so batching does not change a text's vector.
+    One llama.cpp context is shared, so calls are serialised by a lock. Sequences of one
+    batch attend only to themselves, so batching changes a vector only by float noise
+    (up to ~2e-4 per element with flash attention, whose kernels vary with batch shape).
     """
 
     def __init__(
@@ -401,14 +402,20 @@ class Embedder:
         *,
         max_tokens: int | None = None,
         batch_tokens: int = DEFAULT_BATCH_TOKENS,
+        flash_attn: bool = True,
         identity: str | None = None,
     ) -> Embedder:
-        """Load `path`; texts are cut to `max_tokens` (default: the model's trained context)."""
+        """Load `path`; texts are cut to `max_tokens` (default: the model's trained context),
+        and to `batch_tokens`, since a text must fit one batch."""
         import llama_cpp
         from llama_cpp import Llama
         from llama_cpp import _logger as llama_logger
 
         path = Path(path)
+        if batch_tokens < 1 or (batch_tokens % 256 and batch_tokens & (batch_tokens - 1)):
+            # llama.cpp aborts the process (GGML_ASSERT in mul_mat) on e.g. 300, 384 or 640.
+            raise AssistError(f"embedding batch of {batch_tokens} tokens is not supported",
+                              "use a power of two or a multiple of 256, e.g. 512")  # fmt: skip
         if not path.is_file():
             raise AssistError(
                 f"{path}: embedding model not found",
@@ -428,6 +435,7 @@ class Embedder:
                     n_ctx=batch_tokens,
                     n_batch=batch_tokens,
                     n_ubatch=batch_tokens,
+                    flash_attn=flash_attn,
                     pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
                     verbose=True,
                 )
@@ -586,16 +594,36 @@ class Embedder:
         return result
 
 
+def minilm_max_tokens(src_dir: Path | None = None) -> int:
+    """sentence-transformers' own cut for MiniLM (256; the model was tuned on 128)."""
+    cfg_path = (src_dir or minilm_source_dir()) / "sentence_bert_config.json"
+    try:
+        value = json.loads(cfg_path.read_text(encoding="utf-8")).get("max_seq_length")
+    except (OSError, ValueError):
+        value = None
+    return value if isinstance(value, int) and value > 0 else 256
+
+
 def load_embedder(
-    path: Path | None = None, *, batch_tokens: int = DEFAULT_BATCH_TOKENS
+    path: Path | None = None,
+    *,
+    max_tokens: int | None = None,
+    batch_tokens: int = DEFAULT_BATCH_TOKENS,
 ) -> Embedder:
-    """The embedder for `path`, or the converted all-MiniLM-L6-v2 when `path` is None."""
+    """The embedder for `path`, or the converted all-MiniLM-L6-v2 when `path` is None.
+
+    Texts are cut to `max_tokens`: by default the model's trained context for a file, and
+    sentence-transformers' 256 for MiniLM (its positions past that were never tuned).
+    """
     if path is None:
         default = default_embedding_model_path()
         # The cache file's name already carries the source digest; its own digest was
         # checked against the stamp, so reuse that instead of hashing the file again.
         stamp = _stamp_path(default).read_text(encoding="ascii").strip()
         return Embedder.load(
-            default, batch_tokens=batch_tokens, identity=f"{default.name}:{stamp[:12]}"
+            default,
+            max_tokens=max_tokens or minilm_max_tokens(),
+            batch_tokens=batch_tokens,
+            identity=f"{default.name}:{stamp[:12]}",
         )
-    return Embedder.load(path, batch_tokens=batch_tokens)
+    return Embedder.load(path, max_tokens=max_tokens, batch_tokens=batch_tokens)

@@ -1,9 +1,10 @@
 """Embedding throughput: `Embedder.embed` in batches against a bare llama-cpp-python loop.
 
-    python bench/embedding_speed.py [--texts 200] [--lines 30] [--batch-tokens 512,1024,2048]
+    python bench/embedding_speed.py [--texts 200] [--lines 30] [--configs NAME,...]
 
 The texts are chunks of this repository's own Python files (code-sized, ~100-400 tokens).
-Prints JSON; figures are for reading, never asserted.
+Prints JSON with wall and CPU seconds (the CPU figure is steadier on a shared machine);
+figures are for reading, never asserted.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from assistant.embeddings import Embedder, load_embedder
+from assistant.embeddings import Embedder, default_embedding_model_path, minilm_max_tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,76 +39,96 @@ def code_chunks(n: int, lines: int) -> list[str]:
     return chunks
 
 
-def time_embedder(embedder: Embedder, texts: list[str], per_call: int) -> float:
+def _timed(fn: Callable[[], object]) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def time_embedder(embedder: Embedder, texts: list[str], per_call: int) -> tuple[float, float]:
     embedder.embed(texts[:8])  # warm-up
-    start = time.perf_counter()
-    for i in range(0, len(texts), per_call):
-        embedder.embed(texts[i : i + per_call])
-    return time.perf_counter() - start
+
+    def run() -> None:
+        for i in range(0, len(texts), per_call):
+            embedder.embed(texts[i : i + per_call])
+
+    return _timed(run)
 
 
-def time_bare_loop(path: Path, texts: list[str]) -> float:
+def time_bare_loop(path: Path, texts: list[str], flash_attn: bool) -> tuple[float, float, int]:
+    """llama-cpp-python as documented: `Llama.embed(text)` once per text."""
     import llama_cpp
     from llama_cpp import Llama
 
     with contextlib.redirect_stderr(io.StringIO()):
         llama = Llama(model_path=str(path), embedding=True, n_ctx=512, n_batch=512,
                       n_ubatch=512, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
-                      verbose=True)  # fmt: skip
+                      flash_attn=flash_attn, verbose=True)  # fmt: skip
     llama_cpp._logger.set_verbose(False)
     llama.verbose = False
     llama.embed(texts[0])
-    start = time.perf_counter()
-    for text in texts:
-        llama.embed(text, normalize=True)
-    elapsed = time.perf_counter() - start
+    tokens = sum(min(len(llama.tokenize(t.encode())), 512) for t in texts)
+
+    def run() -> None:
+        for text in texts:
+            llama.embed(text, normalize=True)
+
+    wall, cpu = _timed(run)
     llama.close()
-    return elapsed
+    return wall, cpu, tokens
+
+
+def _rates(n_texts: int, tokens: int, wall: float, cpu: float) -> dict[str, float]:
+    return {
+        "tokens": tokens,
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "texts_per_s": round(n_texts / wall, 1),
+        "tokens_per_s": round(tokens / wall),
+    }
+
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    "default": {},  # batch 512, flash attention, texts cut to 256 tokens
+    "cut512": {"max_tokens": 512},
+    "no-flash-attn": {"flash_attn": False},
+    "batch1024": {"batch_tokens": 1024},
+    "batch2048": {"batch_tokens": 2048},
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=200)
     parser.add_argument("--lines", type=int, default=30, help="lines of code per text")
-    parser.add_argument("--batch-tokens", default="512,1024,2048,4096")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated names")
     parser.add_argument("--per-call", default="32,10000", help="texts per embed() call")
     args = parser.parse_args()
 
     texts = code_chunks(args.texts, args.lines)
-    default = load_embedder()
-    tokens = sum(len(default.tokens(t)) for t in texts)
-    path = default.path
-    default.close()
-
-    def rates(seconds: float) -> dict[str, float]:
-        return {"seconds": round(seconds, 3), "chunks_per_s": round(len(texts) / seconds, 1),
-                "tokens_per_s": round(tokens / seconds)}  # fmt: skip
-
-    bare = time_bare_loop(path, texts)
+    path = default_embedding_model_path()
+    limit = minilm_max_tokens()
+    report: dict[str, Any] = {"model": path.name, "cpu_count": os.cpu_count(),
+                              "machine": platform.machine(), "texts": len(texts)}  # fmt: skip
+    bare: dict[str, Any] = {}
+    for fa in (False, True):
+        wall, cpu, tokens = time_bare_loop(path, texts, fa)
+        bare[f"flash_attn={fa}"] = _rates(len(texts), tokens, wall, cpu)
+    report["bare_llama_embed_per_text_cut_512"] = bare
+    base = bare["flash_attn=False"]["wall_s"]
     runs = []
-    for batch_tokens in (int(x) for x in args.batch_tokens.split(",")):
-        embedder = load_embedder(batch_tokens=batch_tokens)
+    for name in args.configs.split(","):
+        kwargs = dict(CONFIGS[name])
+        kwargs.setdefault("max_tokens", limit)
+        embedder = Embedder.load(path, **kwargs)
+        tokens = sum(len(embedder.tokens(t)) for t in texts)
         for per_call in (int(x) for x in args.per_call.split(",")):
-            seconds = time_embedder(embedder, texts, per_call)
-            runs.append(
-                {
-                    "batch_tokens": batch_tokens,
-                    "texts_per_call": min(per_call, len(texts)),
-                    **rates(seconds),
-                    "speedup_vs_bare": round(bare / seconds, 2),
-                }
-            )
+            wall, cpu = time_embedder(embedder, texts, per_call)
+            runs.append({"config": name, "texts_per_call": min(per_call, len(texts)),
+                         **_rates(len(texts), tokens, wall, cpu),
+                         "speedup_vs_bare_wall": round(base / wall, 2)})  # fmt: skip
         embedder.close()
-    report = {
-        "model": path.name,
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-        "texts": len(texts),
-        "tokens": tokens,
-        "mean_tokens_per_text": round(tokens / len(texts), 1),
-        "bare_llama_embed_per_text": rates(bare),
-        "embedder": runs,
-    }
+    report["embedder"] = runs
     print(json.dumps(report, indent=2))
 
 
