@@ -118,14 +118,16 @@ def split_identifier(word: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
-def _terms(word: str) -> Iterator[str]:
+@lru_cache(maxsize=500_000)
+def _terms(word: str) -> tuple[str, ...]:
+    # Cached per word: code repeats its identifiers, and this is the indexer's hot loop.
     parts = split_identifier(word)
     whole = word.lower().strip("_")
-    if len(parts) > 1 and whole:
-        yield whole.replace("_", "")
+    out = [whole.replace("_", "")] if len(parts) > 1 and whole else []
     for part in parts:
         if part not in STOP_WORDS and (len(part) > 1 or part.isdigit()):
-            yield stem(part)
+            out.append(stem(part))
+    return tuple(out)
 
 
 def words(text: str) -> Iterator[str]:
@@ -135,7 +137,7 @@ def words(text: str) -> Iterator[str]:
 def index_terms(text: str) -> list[str]:
     """Terms for the keyword index: whole identifiers, their parts, stemmed."""
     out: list[str] = []
-    for word in words(text):
+    for word in _WORD.findall(text):
         out.extend(_terms(word))
     return out
 

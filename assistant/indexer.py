@@ -24,7 +24,7 @@ from assistant.chunks import Chunk, make_chunks
 from assistant.config import IndexSettings
 from assistant.privacy import PathRules
 from assistant.repo_files import RepoFile, content_problem, scan
-from assistant.store import ChunkRow, Store
+from assistant.store import ChunkRow, Store, fts_columns
 from assistant.symbols import Symbol, extract_symbols
 
 if TYPE_CHECKING:
@@ -66,6 +66,8 @@ class Parsed:
     reason: str = ""
     symbols: tuple[Symbol, ...] = ()
     chunks: tuple[Chunk, ...] = ()
+    keywords: tuple[tuple[str, str, str], ...] = ()
+    """The FTS columns of each chunk, computed here so the work spreads over the workers."""
 
 
 def parse_file(
@@ -86,7 +88,10 @@ def parse_file(
     text = data.decode("utf-8")
     symbols = tuple(extract_symbols(data, f.language)) if f.language else ()
     chunks = tuple(make_chunks(f.path, text, list(symbols), chunk_lines))
-    return Parsed(f.path, "ok", hash=digest, symbols=symbols, chunks=chunks)
+    keywords = tuple(
+        fts_columns(c.qualified_name, f.path, c.signature, c.doc, c.text) for c in chunks
+    )
+    return Parsed(f.path, "ok", hash=digest, symbols=symbols, chunks=chunks, keywords=keywords)
 
 
 def _parse_batch(
@@ -262,6 +267,7 @@ def index_keywords(
                         language=f.language,
                         symbols=parsed.symbols,
                         chunks=parsed.chunks,
+                        keywords=parsed.keywords,
                     )
                 )
                 report.parsed += 1

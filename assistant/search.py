@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 from assistant.identifiers import identifier_candidates, query_terms, split_identifier
@@ -191,7 +191,7 @@ def search(
     if mode != "vector" and names:
         for cid in store.chunks_named(names):
             scores.setdefault(cid, 0.0)
-    rows = store.chunks(list(scores))
+    rows = store.chunks(list(scores), text=False)
     if mode != "vector" and names:
         # A query that is just a name wants that definition first; a sentence that mentions a
         # name often describes something else that uses it, so there the name only nudges.
@@ -232,7 +232,7 @@ def search(
                 row.end_line,
                 scores[row.id],
                 row.signature,
-                _snippet(row),
+                "",
                 kw_rank.get(row.id),
                 vec_rank.get(row.id),
                 row.id,
@@ -241,4 +241,6 @@ def search(
         if len(hits) >= k:
             break
     timings.fuse_ms = (time.perf_counter() - t) * 1000
-    return hits
+    full = store.chunks([h.chunk_id for h in hits])  # text only for what is shown
+    return [replace(h, snippet=_snippet(full[h.chunk_id])) if h.chunk_id in full else h
+            for h in hits]  # fmt: skip

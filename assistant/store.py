@@ -203,6 +203,7 @@ class Store:
         language: str | None,
         symbols: Sequence[Symbol],
         chunks: Sequence[Chunk],
+        keywords: Sequence[tuple[str, str, str]] = (),
     ) -> list[int]:
         """Write one file's new rows (call inside `transaction()`); returns removed chunk ids."""
         removed = self.delete_file(path)
@@ -232,7 +233,10 @@ class Store:
                 for s in symbols
             ],
         )
-        for c in chunks:
+        if len(keywords) != len(chunks):
+            keywords = [fts_columns(c.qualified_name, path, c.signature, c.doc, c.text)
+                        for c in chunks]  # fmt: skip
+        for c, columns in zip(chunks, keywords, strict=True):
             cur = self.db.execute(
                 "INSERT INTO chunks(file_id, name, qualified_name, kind, start_line, end_line,"
                 " symbol_start, signature, doc, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -251,7 +255,7 @@ class Store:
             )
             self.db.execute(
                 "INSERT INTO chunk_fts(rowid, name, path, body) VALUES (?, ?, ?, ?)",
-                (cur.lastrowid, *fts_columns(c.qualified_name, path, c.signature, c.doc, c.text)),
+                (cur.lastrowid, *columns),
             )
         return removed
 
@@ -325,13 +329,15 @@ class Store:
         )
         return [(int(r[0]), -float(r[1])) for r in rows]
 
-    def chunks(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
+    def chunks(self, ids: Sequence[int], *, text: bool = True) -> dict[int, ChunkRow]:
+        """Rows by id; `text=False` leaves `text` empty (ranking needs only the rest)."""
+        columns = _CHUNK_COLUMNS if text else _CHUNK_COLUMNS.replace("c.text", "''")
         out: dict[int, ChunkRow] = {}
         for start in range(0, len(ids), 500):
             part = list(ids[start : start + 500])
             marks = ",".join("?" * len(part))
             for r in self.db.execute(
-                f"SELECT {_CHUNK_COLUMNS} FROM chunks c JOIN files f ON f.id = c.file_id"
+                f"SELECT {columns} FROM chunks c JOIN files f ON f.id = c.file_id"
                 f" WHERE c.id IN ({marks})",
                 part,
             ):

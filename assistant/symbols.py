@@ -407,6 +407,10 @@ def _docstring(node: Node, source: bytes) -> str:
     if body is None:
         return ""
     # named_child(i), not named_children: a class body may hold thousands of statements.
+    # An empty body (an error-recovered `def f():` at the end of a file) has no first child,
+    # and py-tree-sitter raises IndexError there instead of returning None.
+    if body.named_child_count == 0:
+        return ""
     first = body.named_child(0)
     for i in range(1, body.named_child_count):
         if first is None or first.type != "comment":

@@ -1066,3 +1066,11 @@ def test_query_inheritance_cycle_is_reported(
     with caplog.at_level(logging.WARNING, logger="assistant.languages"):
         assert extract_symbols(b"function f() {}", "tsx") == []
     assert "cycle" in caplog.records[0].getMessage()
+
+
+def test_python_def_with_empty_body_has_no_doc() -> None:
+    # An error-recovered definition whose body has no statements (found in the stdlib's
+    # lib2to3 test data); this raised IndexError in py-tree-sitter 0.26.
+    found = extract_symbols(b"class A:\n    def f(self):\n", "python")
+    assert [s.qualified_name for s in found][:1] == ["A"]
+    assert all(s.doc == "" for s in found)
