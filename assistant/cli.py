@@ -124,7 +124,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
         print(f"{time.strftime('%H:%M:%S')} {batch.reason}: {r.parsed} parsed, {r.removed} "
               f"removed, {r.embedded} embedded in {batch.seconds:.2f} s", flush=True)  # fmt: skip
 
-    watcher = Watcher(ws, vectors=False if args.no_vectors else None, on_batch=show)
+    def step(item: Progress) -> None:
+        if not args.quiet and item.total > 50:  # a bulk change: show it moving
+            progress.show(item.phase, item.done, item.total)
+
+    watcher = Watcher(
+        ws, vectors=False if args.no_vectors else None, on_batch=show, on_progress=step
+    )
     watcher.start()
     mode = "watching" if watcher.watching else "rescanning every 30 s (cannot watch)"
     print(f"{mode} {ws.root}; Ctrl-C to stop", file=sys.stderr, flush=True)

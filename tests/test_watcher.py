@@ -221,3 +221,32 @@ def test_watch_command_runs_and_stops(repo: Path) -> None:
         proc.send_signal(2)
         proc.wait(10)
     assert proc.returncode == 130
+
+
+def test_falls_back_to_rescans_when_watching_is_impossible(repo: Path, monkeypatch, caplog) -> None:
+    """The inotify watch limit cannot be lowered from a test without root-wide effects, so
+    the observer's start is made to fail the way it does then (ENOSPC) — a fake at that seam
+    only; the rescans that follow are real."""
+    import errno
+
+    import assistant.watcher as watcher_module
+
+    class FullObserver:
+        def schedule(self, *args: object, **kwargs: object) -> None:
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    monkeypatch.setattr(watcher_module, "Observer", FullObserver)
+    ws = Workspace.open(repo)
+    for _ in ws.index(vectors=False):
+        pass
+    watcher = Watcher(ws, vectors=False)
+    watcher.start()
+    try:
+        assert not watcher.watching
+        assert watcher.rescan_every <= 30
+        assert "falling back to a rescan" in caplog.text
+        watcher.rescan_every = 0.2  # the test need not wait the real 30 s
+        (repo / "pkg" / "late.py").write_text("def found_by_rescan():\n    pass\n")
+        wait_for(lambda: "found_by_rescan" in names(ws, "found_by_rescan"))
+    finally:
+        watcher.stop()
