@@ -32,6 +32,8 @@ VECTOR_SHARE = 0.6
 KEYWORD_PEAK = 0.5
 """The keyword list keeps its full weight when its 10th score is at most half its best."""
 SYNONYM_WEIGHT = 0.25
+COMMON_SHARE = 0.2
+"""Query words found in more than this share of all chunks are left out of the keyword query."""
 EXACT_NAME_BOOST = 1.0
 PARTIAL_NAME_BOOST = 0.3
 NAME_HINT = 0.1
@@ -163,6 +165,12 @@ def search(
     if mode in ("hybrid", "keyword"):
         t = time.perf_counter()
         terms, synonyms = query_terms(query)
+        # A word in a fifth of all chunks ("return", "self") adds little to BM25 but makes
+        # FTS5 rank every row that has it: on the standard library this took keyword search
+        # from p50 59 / p95 87 ms to 15 / 43 ms, for -0.013 keyword and -0.001 hybrid MRR.
+        common = store.common_terms(terms, COMMON_SHARE)
+        if common and len(common) < len(terms):
+            terms = [t for t in terms if t not in common]
         bm25 = dict(store.keyword(fts_expression(terms), CANDIDATES))
         # Synonyms widen recall but are weaker evidence than the user's own words.
         for cid, score in store.keyword(fts_expression(synonyms), CANDIDATES):

@@ -59,6 +59,8 @@ MIGRATIONS: list[str] = [
     CREATE TABLE skipped (path TEXT PRIMARY KEY, reason TEXT NOT NULL);
     CREATE VIRTUAL TABLE chunk_fts USING fts5(name, path, body, tokenize = 'unicode61');
     """,
+    # Document frequencies, so that searches can leave out words that are everywhere.
+    "CREATE VIRTUAL TABLE chunk_vocab USING fts5vocab(chunk_fts, 'row');",
 ]
 
 # BM25 column weights: a match in the symbol's name says most, its path a little more than body.
@@ -317,6 +319,20 @@ class Store:
         )
 
     # -- queries ----------------------------------------------------------------------------
+
+    def common_terms(self, terms: Sequence[str], share: float) -> set[str]:
+        """Those of `terms` found in more than `share` of all chunks."""
+        if not terms:
+            return set()
+        total = self.db.execute("SELECT max(rowid) - min(rowid) + 1 FROM chunks").fetchone()[0]
+        marks = ",".join("?" * len(terms))
+        try:
+            rows = self.db.execute(
+                f"SELECT term, doc FROM chunk_vocab WHERE term IN ({marks})", list(terms)
+            ).fetchall()
+        except sqlite3.OperationalError:
+            return set()  # an index opened read-only before this table existed
+        return {term for term, doc in rows if total and doc > share * total}
 
     def keyword(self, query: str, limit: int) -> list[tuple[int, float]]:
         """(chunk id, BM25 score; higher is better) for an FTS5 MATCH expression."""

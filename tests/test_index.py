@@ -195,3 +195,16 @@ def test_search_without_index_is_a_clear_error(tmp_path: Path) -> None:
                           str(tmp_path)], capture_output=True, text=True)  # fmt: skip
     assert out.returncode == 2
     assert "no index yet" in out.stderr and "assist index" in out.stderr
+
+
+def test_words_in_most_chunks_are_left_out_of_keyword_queries(repo: Path) -> None:
+    ws = Workspace.open(repo)
+    run_index(ws, vectors=False)
+    n_chunks = ws.store.counts()["chunks"]
+    with_return = ws.store.db.execute(
+        "SELECT count(*) FROM chunk_fts WHERE chunk_fts MATCH 'return'"
+    ).fetchone()[0]
+    assert with_return / n_chunks > 0.2  # the fixture is full of `return`
+    assert ws.store.common_terms(["return", "price", "nosuchword"], 0.2) == {"return"}
+    # Search still finds things when every query word is common: nothing is dropped then.
+    assert ws.search("return", mode="keyword")
