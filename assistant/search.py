@@ -1,9 +1,9 @@
-"""Hybrid search: BM25 keywords and vector neighbours fused by reciprocal rank, plus boosts
-for identifier matches.
+"""Hybrid search: BM25 keywords and vector neighbours fused into one score, plus boosts for
+identifier matches.
 
-Vectors alone miss exact names and rare identifiers; keywords alone miss paraphrase. Reciprocal
-rank fusion needs no score calibration between the two, and each hit keeps both ranks so a
-result can be explained.
+Vectors alone miss exact names and rare identifiers; keywords alone miss paraphrase. The two
+normalised scores are combined (reciprocal rank fusion is there as `fusion="rrf"`; it measured
+worse here, see `fuse`), and each hit keeps both ranks so a result can be explained.
 """
 
 from __future__ import annotations
