@@ -154,14 +154,14 @@ def test_new_exclusion_removes_chunks(repo: Path) -> None:
 
 def test_parse_deadline_skips_the_slow_file(repo: Path) -> None:
     big = "\n".join(
-        f"def f{i}(a, b):\n    return [a + b for _ in range({i})]\n" for i in range(30000)
+        f"def f{i}(a, b):\n    return [a + b for _ in range({i})]\n" for i in range(60000)
     )
     (repo / "huge.py").write_text(big)
     for i in range(12):  # enough files for the worker pool (a handful are parsed in-process)
         (repo / f"small_{i}.py").write_text(f"def small_{i}():\n    return {i}\n")
     (repo / ".assist").mkdir()
     (repo / ".assist" / "config.toml").write_text(
-        "[index]\nparse_timeout = 0.001\nmax_file_size = 9000000\n"
+        "[index]\nparse_timeout = 0.1\nmax_file_size = 9000000\n"
     )
     ws = Workspace.open(repo)
     report = run_index(ws, vectors=False)
