@@ -20,7 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from assistant.embeddings import Embedder, default_embedding_model_path, minilm_max_tokens
+from assistant.embeddings import Embedder
+from assistant.minilm import default_embedding_model_path, minilm_max_tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 

