@@ -223,12 +223,10 @@ def index_keywords(
     started = time.perf_counter()
     report = IndexReport()
     yield Progress("scan", 0, 0)
-    files, skips = scan(root, rules, settings.max_file_size)
+    files, skips = scan(root, rules, settings.max_file_size, only)
     report.skipped.extend((s.path, s.reason) for s in skips)
     states = store.file_states()
     present = {f.path for f in files}
-    if only is not None:
-        files = [f for f in files if f.path in only]
     report.files = len(files)
     todo: list[tuple[RepoFile, str | None]] = []
     for f in files:
@@ -329,8 +327,8 @@ def index_vectors(
         rows = store.chunks_without_vectors(identity, _EMBED_BATCH)
         if not rows:
             break
-        ids = [cid for cid, _ in rows]
-        matrix = embedder.embed([_embedding_text(row) for _, row in rows], cancel=cancel)
+        ids = [row.id for row in rows]
+        matrix = embedder.embed([_embedding_text(row) for row in rows], cancel=cancel)
         if cancel is not None and cancel.is_set():
             break
         matrix = np.ascontiguousarray(matrix, dtype=np.float32)

@@ -45,6 +45,13 @@ class LanguageSpec:
     """Docs are the body's first string (Python) rather than comments above."""
 
 
+# Statements that wrap a definition in JS/TS (`export const f = () => …`): the symbol's span
+# widens to them. TypeScript adds `declare …` blocks.
+_JS_WRAPPERS = frozenset(
+    {"export_statement", "lexical_declaration", "variable_declaration", "expression_statement"}
+)
+_TS_WRAPPERS = _JS_WRAPPERS | {"ambient_declaration"}
+
 SPECS: dict[str, LanguageSpec] = {
     spec.name: spec
     for spec in (
@@ -60,30 +67,21 @@ SPECS: dict[str, LanguageSpec] = {
             "javascript",
             (".js", ".mjs", ".cjs", ".jsx"),
             "tree_sitter_javascript",
-            wrapper_types=frozenset(
-                {"export_statement", "lexical_declaration", "variable_declaration"}
-                | {"expression_statement"}
-            ),
+            wrapper_types=_JS_WRAPPERS,
         ),
         LanguageSpec(
             "typescript",
             (".ts", ".mts", ".cts"),
             "tree_sitter_typescript",
             loader="language_typescript",
-            wrapper_types=frozenset(
-                {"export_statement", "lexical_declaration", "variable_declaration"}
-                | {"expression_statement", "ambient_declaration"}
-            ),
+            wrapper_types=_TS_WRAPPERS,
         ),
         LanguageSpec(
             "tsx",
             (".tsx",),
             "tree_sitter_typescript",
             loader="language_tsx",
-            wrapper_types=frozenset(
-                {"export_statement", "lexical_declaration", "variable_declaration"}
-                | {"expression_statement", "ambient_declaration"}
-            ),
+            wrapper_types=_TS_WRAPPERS,
         ),
         LanguageSpec(
             "go",

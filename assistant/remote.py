@@ -19,7 +19,7 @@ from assistant.chat_format import Message
 from assistant.config import ModelSettings
 from assistant.errors import AssistError
 from assistant.fim import ContextFile, trim_emulated
-from assistant.model import GenerationStats, _StopScanner, emulation_messages
+from assistant.model import GenerationStats, _Flight, _StopScanner, emulation_messages
 
 
 class ServerError(AssistError):
@@ -35,8 +35,7 @@ class RemoteModel:
         self.name = settings.remote_model or self.base
         self.last_stats = GenerationStats()
         self._infill: bool | None = None  # unknown until the server is asked
-        self._flight_lock = threading.Lock()
-        self._current: threading.Event | None = None
+        self._flight = _Flight()
 
     @property
     def fim_mode(self) -> str:
@@ -60,10 +59,16 @@ class RemoteModel:
         stop: Sequence[str] = (),
     ) -> Iterator[str]:  # fmt: skip
         cancel = cancel or threading.Event()
-        with self._flight_lock:
-            if self._current is not None:
-                self._current.set()
-            self._current = cancel
+        self._flight.begin(cancel)
+        try:
+            yield from self._events(endpoint, body, pick, cancel, stop)
+        finally:
+            self._flight.end(cancel)
+
+    def _events(
+        self, endpoint: str, body: dict[str, Any], pick: Any, cancel: threading.Event,
+        stop: Sequence[str],
+    ) -> Iterator[str]:  # fmt: skip
         request = urllib.request.Request(
             self.base + endpoint,
             data=json.dumps(body).encode(),

@@ -38,11 +38,15 @@ class Skip:
     reason: str
 
 
-def git_paths(root: Path) -> list[str] | None:
-    """Tracked and untracked-but-not-ignored files, or None when `root` is not a git work tree."""
+def git_paths(root: Path, only: set[str] | None = None) -> list[str] | None:
+    """Tracked and untracked-but-not-ignored files (of `only`, when given), or None when
+    `root` is not a git work tree."""
+    pathspecs = ["--", *(f":(literal){p}" for p in sorted(only))] if only is not None else []
+    if only is not None and not only:
+        return []
     try:
         out = subprocess.run(
-            ["git", "-C", str(root), "ls-files", "-z", "-co", "--exclude-standard"],
+            ["git", "-C", str(root), "ls-files", "-z", "-co", "--exclude-standard", *pathspecs],
             capture_output=True,
             check=True,
             timeout=120,
@@ -85,12 +89,20 @@ def walk_paths(root: Path) -> list[str]:
     return sorted(found)
 
 
-def scan(root: Path, rules: PathRules, max_file_size: int) -> tuple[list[RepoFile], list[Skip]]:
-    """Candidate files with their stat, and the skipped ones with a reason. Reads no content."""
+def scan(
+    root: Path, rules: PathRules, max_file_size: int, only: set[str] | None = None
+) -> tuple[list[RepoFile], list[Skip]]:
+    """Candidate files with their stat, and the skipped ones with a reason. Reads no content.
+
+    `only` (a watcher batch) limits the listing to those paths: a save in a 10,000-file
+    repository then stats one file, not all of them.
+    """
     root = root.resolve()
-    paths = git_paths(root)
+    paths = git_paths(root, only)
     if paths is None:
         paths = walk_paths(root)
+        if only is not None:
+            paths = [p for p in paths if p in only]
     files: list[RepoFile] = []
     skips: list[Skip] = []
     for rel in paths:

@@ -286,14 +286,14 @@ class Store:
 
     # -- vectors ----------------------------------------------------------------------------
 
-    def chunks_without_vectors(self, embedder: str, limit: int) -> list[tuple[int, ChunkRow]]:
+    def chunks_without_vectors(self, embedder: str, limit: int) -> list[ChunkRow]:
         rows = self.db.execute(
             f"SELECT {_CHUNK_COLUMNS} FROM chunks c JOIN files f ON f.id = c.file_id"
             " LEFT JOIN vectors v ON v.chunk_id = c.id AND v.embedder = ?"
             " WHERE v.chunk_id IS NULL ORDER BY c.id LIMIT ?",
             (embedder, limit),
         )
-        return [(r[0], ChunkRow(*r)) for r in rows]
+        return [ChunkRow(*r) for r in rows]
 
     def count_missing_vectors(self, embedder: str) -> int:
         row = self.db.execute(
