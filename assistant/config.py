@@ -82,10 +82,67 @@ class SearchSettings:
 
 
 @dataclass(frozen=True)
+class CompletionSettings:
+    prefix_tokens: int = 1024
+    """Tokens of text before the cursor put into a completion prompt."""
+    suffix_tokens: int = 256
+    """Tokens of text after the cursor put into a completion prompt."""
+    context_tokens: int = 512
+    """Tokens of repository context (retrieved symbols from other files); 0 turns it off."""
+    max_tokens: int = 64
+    """Longest completion in tokens (multi-line completions; single-line ones stop at the line)."""
+    multiline: str = "auto"
+    """`auto` (decided from the syntax at the cursor), `always` or `never`."""
+    cache_size: int = 256
+    """Completions remembered per session, keyed by the text around the cursor."""
+
+
+@dataclass(frozen=True)
+class DocstringSettings:
+    style: str = "auto"
+    """Python docstring style: `auto` (detected from the repository), `google`, `numpy` or
+    `rest`."""
+    fail_under: float = 100.0
+    """`--check` exits 1 when coverage (percent of documentable symbols) is below this."""
+    hook_fail_on_change: bool = True
+    """The pre-commit hook fails the commit when it wrote docstrings, so they can be reviewed."""
+    max_tokens: int = 160
+    """Longest generated docstring in tokens."""
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    context_tokens: int = 1536
+    """Tokens of retrieved code packed into a chat prompt."""
+    k: int = 8
+    """Search results considered for each question."""
+    history_turns: int = 6
+    """Earlier question/answer pairs kept in the prompt."""
+    max_tokens: int = 512
+    """Longest answer in tokens."""
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    auto_approve: bool = False
+    """Run edits and commands without asking. Off unless you turn it on yourself."""
+    max_steps: int = 12
+    """Tool calls per task before the agent must stop."""
+    command_timeout: float = 60.0
+    """Seconds a command may run before it is killed."""
+    output_limit: int = 8000
+    """Characters of command or tool output shown to the model."""
+
+
+@dataclass(frozen=True)
 class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     index: IndexSettings = field(default_factory=IndexSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
+    completion: CompletionSettings = field(default_factory=CompletionSettings)
+    docstring: DocstringSettings = field(default_factory=DocstringSettings)
+    chat: ChatSettings = field(default_factory=ChatSettings)
+    agent: AgentSettings = field(default_factory=AgentSettings)
     sources: tuple[str, ...] = ()
     """Files that contributed, in the order they were applied (for `assist config`)."""
     origins: tuple[tuple[str, str], ...] = ()
@@ -100,6 +157,10 @@ _SECTIONS: dict[str, type[Any]] = {
     "model": ModelSettings,
     "index": IndexSettings,
     "search": SearchSettings,
+    "completion": CompletionSettings,
+    "docstring": DocstringSettings,
+    "chat": ChatSettings,
+    "agent": AgentSettings,
 }
 # Short environment names kept for users; everything else is ASSIST_<SECTION>_<KEY>.
 _ENV_ALIASES = {"ASSIST_MODEL": ("model", "path"), "ASSIST_MODEL_URL": ("model", "url")}
