@@ -95,6 +95,10 @@ class CompletionSettings:
     """`auto` (decided from the syntax at the cursor), `always` or `never`."""
     cache_size: int = 256
     """Completions remembered per session, keyed by the text around the cursor."""
+    emulation: str = "continue"
+    """For models without FIM tokens: `continue` (plain continuation of the text before the
+    cursor; measured better for small models) or `chat` (a chat prompt showing the hole and the
+    text after it)."""
 
 
 @dataclass(frozen=True)

@@ -382,6 +382,22 @@ class Store:
         )
         return [Symbol(*r) for r in rows]
 
+    def find_symbols(self, query: str, limit: int = 100) -> list[tuple[str, Symbol]]:
+        """(path, symbol) whose name contains `query` (case-insensitive), best matches first.
+
+        For an editor's symbol picker: exact names, then prefixes, then shorter names.
+        """
+        pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self.db.execute(
+            "SELECT f.path, s.name, s.qualified_name, s.kind, s.signature, s.doc, s.start_line,"
+            " s.end_line, s.def_line, s.parent FROM symbols s JOIN files f ON f.id = s.file_id"
+            " WHERE s.name LIKE ? ESCAPE '\\'"
+            " ORDER BY lower(s.name) = lower(?) DESC, s.name LIKE ? ESCAPE '\\' DESC,"
+            " length(s.name), f.path, s.start_line LIMIT ?",
+            (pattern, query, pattern[1:], limit),
+        )
+        return [(r[0], Symbol(*r[1:])) for r in rows]
+
     def counts(self) -> dict[str, int]:
         def one(sql: str) -> int:
             return int(self.db.execute(sql).fetchone()[0])

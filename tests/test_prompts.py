@@ -21,9 +21,11 @@ def test_every_template_renders() -> None:
 
 def test_missing_variable_is_an_error() -> None:
     with pytest.raises(AssistError, match=r"\$prefix"):
-        prompts.render("fim_emulation_user", path="x", suffix="y")
+        prompts.render("fim_emulation_user", context="", path="x", suffix="y")
 
 
 def test_braces_in_code_are_left_alone() -> None:
-    text = prompts.render("fim_emulation_user", path="a.js", prefix="if (x) {", suffix="}")
+    text = prompts.render(
+        "fim_emulation_user", context="", path="a.js", prefix="if (x) {", suffix="}"
+    )
     assert "if (x) {<HOLE>}" in text

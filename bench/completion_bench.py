@@ -1,0 +1,195 @@
+"""Completion latency, and whether repository context helps, with the default model.
+
+Prints one JSON object.
+
+1. Latency: completions at sampled positions of a corpus, split into our overhead (everything
+   but the model), retrieval, first token and whole completion; then cache hits (the same
+   request, and the user typing ahead into a completion).
+2. Repository context: lines that call a function defined in another file of the same
+   repository (found through the index), completed from the start of the callee's name, with
+   and without repository context, same model, same run. Exact match: the first line of the
+   completion equals the rest of the line. Identifier match: it starts with the callee's name.
+
+    python bench/completion_bench.py --corpora /tmp/assist-bench [--latency 20] [--cases 15]
+
+Corpora: `bash ../shared/bench/retrieval/make_corpora.sh /tmp/assist-bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from assistant.completion import CompletionEngine
+from assistant.config import ModelSettings
+from assistant.indexer import IndexReport
+from assistant.languages import language_for_path
+from assistant.model import LocalModel
+from assistant.model_source import embedded_model_path
+from assistant.workspace import Workspace
+
+
+def percentile(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, round(p / 100 * len(values) + 0.5) - 1))]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "p50": round(statistics.median(values), 2),
+        "p95": round(percentile(values, 95), 2),
+        "n": len(values),
+    }
+
+
+def open_corpus(src: Path, dest: Path) -> Workspace:
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".assist", ".git"))
+    subprocess.run(["git", "init", "-q", str(dest)], check=True)
+    subprocess.run(["git", "-C", str(dest), "add", "-A"], check=True)
+    ws = Workspace.open(dest)
+    for item in ws.index(vectors=False):
+        if isinstance(item, IndexReport):
+            break
+    return ws
+
+
+def code_files(ws: Workspace) -> list[str]:
+    rows = ws.store.db.execute("SELECT path FROM files ORDER BY path").fetchall()
+    return [r[0] for r in rows if language_for_path(r[0]) and "test" not in r[0].lower()]
+
+
+def latency(
+    engine: CompletionEngine, ws: Workspace, n: int, rng: random.Random
+) -> dict[str, object]:
+    files = code_files(ws)
+    overhead, retrieval, first, total, model_ms = [], [], [], [], []
+    hits, ahead = [], []
+    for _ in range(n):
+        rel = rng.choice(files)
+        text = (ws.root / rel).read_text(encoding="utf-8")
+        lines = text.split("\n")
+        candidates = [i for i, ln in enumerate(lines) if len(ln.strip()) > 12]
+        if not candidates:
+            continue
+        line = rng.choice(candidates)
+        col = len(lines[line]) - len(lines[line].lstrip()) + len(lines[line].strip()) // 2
+        path = str(ws.root / rel)
+        result = engine.complete(path, text, line, col)
+        t = result.timings
+        overhead.append(t.overhead_ms)
+        retrieval.append(t.retrieval_ms)
+        first.append(t.first_token_ms)
+        total.append(t.total_ms)
+        model_ms.append(t.prompt_ms + t.generation_ms)
+        hit = engine.complete(path, text, line, col)
+        assert hit.cached
+        hits.append(hit.timings.total_ms)
+        if len(result.text) > 1:
+            typed = text[: sum(len(s) + 1 for s in lines[:line]) + col] + result.text[0]
+            rest = text[len(typed) - 1 :]
+            more = engine.complete(path, typed + rest, line, col + 1)
+            if more.cached:
+                ahead.append(more.timings.total_ms)
+    return {
+        "overhead_ms": summary(overhead),
+        "retrieval_ms": summary(retrieval),
+        "first_token_ms": summary(first),
+        "total_ms": summary(total),
+        "model_ms": summary(model_ms),
+        "cache_hit_ms": summary(hits),
+        "typed_ahead_hit_ms": summary(ahead) if ahead else None,
+    }
+
+
+CALL = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]{3,})\s*\(")
+
+
+def cross_file_cases(
+    ws: Workspace, limit: int, rng: random.Random
+) -> list[tuple[str, str, int, int, str, str]]:
+    """(rel path, text, line, col, rest of line, callee) for calls of other files' functions."""
+    db = ws.store.db
+    defined: dict[str, set[str]] = {}
+    for name, path in db.execute(
+        "SELECT s.name, f.path FROM symbols s JOIN files f ON f.id = s.file_id"
+        " WHERE s.kind IN ('function', 'method')"
+    ):
+        defined.setdefault(name, set()).add(path)
+    cases = []
+    files = code_files(ws)
+    rng.shuffle(files)
+    for rel in files:
+        text = (ws.root / rel).read_text(encoding="utf-8")
+        lines = text.split("\n")
+        for i, ln in enumerate(lines):
+            m = CALL.search(ln)
+            if not m or ln.lstrip().startswith(("def ", "func ", "fn ", "function ", "#", "//")):
+                continue
+            name = m.group(1)
+            homes = defined.get(name, set())
+            if not homes or rel in homes or len(homes) > 2:
+                continue
+            rest = ln[m.start(1) :].rstrip()
+            cases.append((rel, text, i, m.start(1), rest, name))
+            break  # one case per file: spread over the repository
+        if len(cases) >= limit:
+            break
+    return cases
+
+
+def context_effect(engine: CompletionEngine, ws: Workspace, cases: list) -> dict[str, object]:
+    out: dict[str, object] = {}
+    base = engine.settings
+    for label, tokens in (("without_context", 0), ("with_context", base.context_tokens)):
+        engine.settings = replace(base, context_tokens=tokens, multiline="never")
+        engine.cache.entries.clear()
+        exact = ident = 0
+        for rel, text, line, col, rest, name in cases:
+            result = engine.complete(str(ws.root / rel), text, line, col)
+            got = result.text.split("\n", 1)[0].strip()
+            exact += got == rest.strip()
+            ident += got.startswith(name)
+        n = max(1, len(cases))
+        out[label] = {"exact_match": round(exact / n, 3), "identifier_match": round(ident / n, 3)}
+    engine.settings = base
+    out["cases"] = len(cases)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--corpora", type=Path, default=Path("/tmp/assist-bench"))
+    ap.add_argument("--latency", type=int, default=20, help="completions timed")
+    ap.add_argument("--cases", type=int, default=8, help="cross-file cases per corpus")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    model = LocalModel.load(embedded_model_path(), ModelSettings(temperature=0.0))
+    report: dict[str, object] = {"model": model.name, "fim_mode": model.fim_mode}
+    with tempfile.TemporaryDirectory() as tmp:
+        corpora = sorted(p for p in args.corpora.iterdir() if p.is_dir())
+        effects: dict[str, object] = {}
+        for src in corpora:
+            started = time.perf_counter()
+            ws = open_corpus(src, Path(tmp) / src.name)
+            engine = CompletionEngine(ws, model)
+            if src.name == "requests":
+                report["latency"] = latency(engine, ws, args.latency, rng)
+            effects[src.name] = context_effect(engine, ws, cross_file_cases(ws, args.cases, rng))
+            effects[src.name]["seconds"] = round(time.perf_counter() - started, 1)  # type: ignore[index]
+            ws.close()
+        report["repository_context"] = effects
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""The completion engine: windows, shaping, repository context, cache, cancel, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from test_lsp import GEOMETRY, REPORT, git, lsp_env
+
+from assistant.completion import (
+    WINDOW_STEP,
+    CompletionEngine,
+    cursor_offset,
+    imported_names,
+    make_window,
+)
+from assistant.completion_shape import Shaper, open_brackets, wants_multiline
+from assistant.errors import AssistError
+from assistant.indexer import IndexReport
+from assistant.workspace import Workspace
+
+
+def shape(prefix: str, suffix: str, raw: str, pieces: int = 3) -> tuple[str, str]:
+    """(final text, what streamed) for `raw` fed in `pieces` parts."""
+    shaper = Shaper(prefix, suffix, wants_multiline(prefix, suffix))
+    streamed = ""
+    step = max(1, len(raw) // pieces)
+    for i in range(0, len(raw), step):
+        streamed += shaper.feed(raw[i : i + step])
+        if shaper.done:
+            break
+    streamed += shaper.finish()
+    assert streamed == shaper.text  # the stream is exactly the final text
+    return shaper.text, streamed
+
+
+def test_single_or_multi_line_from_the_syntax() -> None:
+    assert wants_multiline("def f(x):\n    ", "\n")  # empty line in a body
+    assert wants_multiline("def f(x):", "\n")  # right after a block opener
+    assert wants_multiline("if (x) {", "\n}")
+    assert not wants_multiline("total = area_of", "(r)\n")  # code after the cursor
+    assert not wants_multiline("x = compute(", ")\n")  # only closers after: still one line
+    assert not wants_multiline("    # explain the", "\n")  # a comment
+    assert not wants_multiline('msg = "hello ', '"\n')  # a string
+    assert wants_multiline("x = 1", "\n", "always") and not wants_multiline("", "", "never")
+
+
+def test_shaping_cuts_to_the_line_the_block_and_the_suffix() -> None:
+    text, _ = shape("x = compute(", ")\n", "a, b)\ny = 2\n")
+    assert text == "a, b"  # one line; the suffix already closes the call
+    body = "    return a + b\n\n\ndef other():\n    pass\n"
+    text, _ = shape("def add(a, b):\n", "\n", body)
+    assert text == "    return a + b"  # the block ends where the indentation does
+    text, _ = shape("def f():\n    x = 1\n    ", "\n    return x\n", "y = 2\n    return x\n")
+    assert text == "y = 2"  # stops where the output repeats the suffix
+    text, _ = shape("print(value", "\n", "))")
+    assert text == ")"  # a bracket that closes nothing is cut
+    text, _ = shape("if (ok) {\n", "\n", "  run();\n}\nmore();\n")
+    assert text == "  run();\n}"  # the block's own closer is kept, then it stops
+    assert open_brackets('f(a, "(", [1, {"k": ') == ["(", "[", "{"]
+
+
+def test_window_start_is_stable_while_typing() -> None:
+    text = "".join(f"line_{i} = {i}\n" for i in range(2000))
+    off = len(text) - 5
+    a = make_window(text, off, 4000, 500)
+    b = make_window(text[:off] + "xy" + text[off:], off + 2, 4000, 500)
+    assert a.prefix.startswith("line_") and a.start_line > 0
+    assert b.prefix.startswith(a.prefix[:100])  # same beginning: the KV cache is reused
+    assert len(a.prefix) <= 4000 + WINDOW_STEP
+    assert cursor_offset("ab\ncd", 1, 1) == 4
+    assert cursor_offset("ab\ncd", 9, 0) == 5
+    with pytest.raises(AssistError):
+        cursor_offset("ab", -1, 0)
+
+
+def test_imported_names() -> None:
+    text = (
+        "from shapes.geometry import Rectangle, area_of_circle as aoc\n"
+        "import { parseQuery, formatPrice } from './format';\n"
+        "import React from 'react';\n"
+        "use crate::net::{connect, Socket};\n"
+        "import java.util.ArrayList;\n"
+    )
+    assert {"Rectangle", "area_of_circle", "parseQuery", "formatPrice", "React"} <= (
+        imported_names(text)
+    )
+    assert {"connect", "Socket", "ArrayList"} <= imported_names(text)
+
+
+@pytest.fixture
+def indexed_ws(tmp_path: Path, make_gguf: Callable[..., Path]) -> Workspace:
+    root = tmp_path / "repo"
+    (root / "shapes").mkdir(parents=True)
+    git(root, "init", "-q")
+    (root / "shapes" / "geometry.py").write_text(GEOMETRY)
+    (root / "shapes" / "report.py").write_text(REPORT)
+    (root / ".env").write_text("SECRET=1\n")
+    env = lsp_env(tmp_path, make_gguf(family="qwen", metadata=True, favorite="a"))
+    ws = Workspace.open(root, env=env)
+    for item in ws.index(vectors=False):
+        if isinstance(item, IndexReport):
+            break
+    return ws
+
+
+def test_repository_context_in_the_models_repo_format(indexed_ws: Workspace) -> None:
+    engine = CompletionEngine(indexed_ws)
+    text = REPORT + "\n\ndef rect_report(w, h):\n    rect = Rectangle(w, h)\n    "
+    line = text.count("\n")
+    result = engine.complete(str(indexed_ws.root / "shapes" / "report.py"), text, line, 4)
+    used = {(c.path, c.name, c.reason) for c in result.context}
+    assert ("shapes/geometry.py", "area_of_circle", "imported") in used
+    assert ("shapes/geometry.py", "Rectangle", "imported") in used
+    assert result.multiline and result.text
+    assert result.timings.prompt_tokens > 0 and result.timings.retrieval_ms >= 0
+    # The prompt really was Qwen's repo-level format, with the other file's code in it.
+    model = engine.model
+    llama = model.llama  # type: ignore[attr-defined]
+    prompt = llama.detokenize(list(llama.input_ids[: llama.n_tokens]), special=True).decode()
+    assert "<|repo_name|>" in prompt and "<|file_sep|>shapes/geometry.py" in prompt
+    assert "def area_of_circle(radius: float)" in prompt
+    assert prompt.index("shapes/geometry.py") < prompt.index("shapes/report.py")
+
+
+def test_cache_kv_reuse_typing_ahead_and_cancel(indexed_ws: Workspace) -> None:
+    engine = CompletionEngine(indexed_ws)
+    path = str(indexed_ws.root / "shapes" / "report.py")
+    text = REPORT + "\n\ndef rect_report(w, h):\n    x = "
+    line, col = text.count("\n"), 8
+    first = engine.complete(path, text, line, col)
+    assert first.text.startswith("a") and not first.cached
+    again = engine.complete(path, text, line, col)
+    assert again.cached and again.text == first.text
+    assert again.timings.total_ms < 5  # a cache hit costs no model time
+    # The user types the first letter of the completion: the rest comes from the cache.
+    typed = text + first.text[0]
+    ahead = engine.complete(path, typed, line, col + 1)
+    assert ahead.cached and ahead.text == first.text[1:]
+    # A different request sharing the whole file before it: most of the prompt is cached.
+    other = text.replace("x = ", "y = ")
+    second = engine.complete(path, other, line, col)
+    assert second.timings.cached_tokens > 0.8 * second.timings.prompt_tokens
+    # Cancelling mid-stream stops generation at once.
+    cancel = threading.Event()
+    engine.cache.entries.clear()
+    pieces: list[str] = []
+
+    def stop_after_first(piece: str) -> None:
+        pieces.append(piece)
+        cancel.set()
+
+    engine.settings = engine.settings  # the same engine, a fresh request
+    result = engine.complete(
+        path, text.replace("x = ", "z = "), line, col, cancel=cancel, on_text=stop_after_first
+    )
+    assert result.note == "cancelled"
+    assert engine.model.last_stats.generated_tokens < 20
+
+
+def test_private_file_is_refused(indexed_ws: Workspace) -> None:
+    engine = CompletionEngine(indexed_ws)
+    with pytest.raises(AssistError, match="private"):
+        engine.complete(str(indexed_ws.root / ".env"), "SECRET=1\n", 0, 7)
+
+
+def test_cli_complete_json(indexed_ws: Workspace, tmp_path: Path) -> None:
+    env = lsp_env(tmp_path, Path(str(indexed_ws.settings.model.path)))
+    file = indexed_ws.root / "shapes" / "report.py"
+    proc = subprocess.run(
+        [sys.executable, "-m", "assistant", "complete", str(file), "--line", "5", "--col", "13"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=indexed_ws.root,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+    cmd = [sys.executable, "-m", "assistant", "complete", str(file), "--line", "5", "--col", "13"]
+    proc = subprocess.run(
+        [*cmd, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=indexed_ws.root,
+        timeout=60,
+    )
+    data = json.loads(proc.stdout)
+    assert data["text"] and data["multiline"] is False
+    for key in ("retrieval_ms", "prompt_tokens", "cached_tokens", "prompt_ms", "generation_ms"):
+        assert key in data["timings"]
+    assert {c["name"] for c in data["context"]} >= {"area_of_circle"}
+    bad = subprocess.run(
+        [sys.executable, "-m", "assistant", "complete", str(file), "--line", "0", "--col", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "lines start at 1" in bad.stderr
+
+
+@pytest.mark.slow
+def test_default_model_completes(indexed_ws: Workspace) -> None:
+    """SmolLM2 has no FIM tokens: the emulated path, with repository context, end to end."""
+    from assistant.config import ModelSettings
+    from assistant.model import LocalModel
+    from assistant.model_source import embedded_model_path
+
+    model = LocalModel.load(embedded_model_path(), ModelSettings(temperature=0.0))
+    engine = CompletionEngine(indexed_ws, model)
+    text = REPORT + "\n\ndef circle_report(r):\n    return area_of_circle("
+    result = engine.complete(str(indexed_ws.root / "shapes" / "report.py"), text, 9, 28)
+    assert not result.multiline
+    assert "\n" not in result.text
+    assert any(c.name == "area_of_circle" for c in result.context)

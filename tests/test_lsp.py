@@ -1,0 +1,250 @@
+"""`assist lsp` as a subprocess, driven over its real stdio by a raw JSON-RPC client."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from lsp_client import RawLspClient
+
+GEOMETRY = '''"""Shapes."""
+
+
+def area_of_circle(radius: float) -> float:
+    """Area of a circle."""
+    return 3.14159 * radius * radius
+
+
+class Rectangle:
+    def __init__(self, width: float, height: float) -> None:
+        self.width = width
+        self.height = height
+
+    def area(self) -> float:
+        return self.width * self.height
+'''
+REPORT = """from shapes.geometry import Rectangle, area_of_circle
+
+
+def describe(r: float) -> str:
+    total = area_of_circle(r)
+    return f"circle {total}"
+"""
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def lsp_repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    (root / "shapes").mkdir(parents=True)
+    git(root, "init", "-q")
+    (root / "shapes" / "geometry.py").write_text(GEOMETRY)
+    (root / "shapes" / "report.py").write_text(REPORT)
+    (root / ".env").write_text("SECRET=1\n")
+    git(root, "add", "-A")
+    return root
+
+
+def lsp_env(tmp_path: Path, model: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSIST_")}
+    env.update(
+        XDG_CONFIG_HOME=str(tmp_path / "xdg"),
+        ASSIST_MODEL=str(model),
+        ASSIST_INDEX_VECTORS="false",  # keyword index only: these tests are about the protocol
+    )
+    return env
+
+
+@pytest.fixture
+def fim_gguf(make_gguf: Callable[..., Path]) -> Path:
+    return make_gguf(family="qwen", metadata=True, favorite="a")
+
+
+@pytest.fixture
+def client(tmp_path: Path, lsp_repo: Path, fim_gguf: Path) -> Iterator[RawLspClient]:
+    cmd = [sys.executable, "-m", "assistant", "lsp"]
+    c = RawLspClient(cmd, lsp_repo, lsp_env(tmp_path, fim_gguf), tmp_path / "lsp.err")
+    yield c
+    c.close()
+
+
+def open_doc(c: RawLspClient, path: Path, text: str | None = None) -> str:
+    uri = path.as_uri()
+    c.notify(
+        "textDocument/didOpen",
+        {
+            "textDocument": {
+                "uri": uri,
+                "languageId": "python",
+                "version": 1,
+                "text": path.read_text() if text is None else text,
+            }
+        },
+    )
+    return uri
+
+
+def indexed(c: RawLspClient) -> None:
+    """Wait for the end of the indexing progress the server reports."""
+    c.wait_notification(
+        lambda m: m.get("method") == "$/progress" and m["params"]["value"]["kind"] == "end"
+    )
+
+
+def test_completion_inline_completion_and_progress(client: RawLspClient, lsp_repo: Path) -> None:
+    init = client.initialize(lsp_repo)
+    caps = init["result"]["capabilities"]
+    assert caps["completionProvider"]
+    assert caps["inlineCompletionProvider"] is not None
+    assert caps["workspaceSymbolProvider"]
+    assert caps["documentSymbolProvider"]
+    begin = client.wait_notification(
+        lambda m: m.get("method") == "$/progress" and m["params"]["value"]["kind"] == "begin"
+    )
+    assert begin["params"]["value"]["title"] == "assist: indexing"
+    indexed(client)
+    uri = open_doc(client, lsp_repo / "shapes" / "report.py")
+    pos = {"line": 4, "character": 13}  # after "total = a"
+    resp = client.call("textDocument/completion", {"textDocument": {"uri": uri}, "position": pos})
+    items = resp["result"]["items"]
+    assert len(items) == 1
+    edit = items[0]["textEdit"]
+    # The word before the cursor ("a") is replaced by itself plus the completion.
+    assert edit["range"]["start"] == {"line": 4, "character": 12}
+    assert edit["newText"].startswith("a") and len(edit["newText"]) > 1
+    resp = client.call(
+        "textDocument/inlineCompletion",
+        {"textDocument": {"uri": uri}, "position": pos, "context": {"triggerKind": 1}},
+    )
+    inline = resp["result"]["items"]
+    assert inline and inline[0]["insertText"]
+    assert inline[0]["range"]["start"] == pos
+    assert not client.garbage
+
+
+def test_symbols_and_unsaved_edits(client: RawLspClient, lsp_repo: Path) -> None:
+    client.initialize(lsp_repo)
+    indexed(client)
+    resp = client.call("workspace/symbol", {"query": "area"})
+    found = {(s["name"], s["location"]["uri"].rsplit("/", 1)[-1]) for s in resp["result"]}
+    assert ("area_of_circle", "geometry.py") in found
+    assert ("area", "geometry.py") in found
+    uri = open_doc(client, lsp_repo / "shapes" / "geometry.py")
+    # An unsaved edit, sent incrementally: a new function appended at the end.
+    client.notify(
+        "textDocument/didChange",
+        {
+            "textDocument": {"uri": uri, "version": 2},
+            "contentChanges": [
+                {
+                    "range": {
+                        "start": {"line": 16, "character": 0},
+                        "end": {"line": 16, "character": 0},
+                    },
+                    "text": "\n\ndef brand_new_helper():\n    return 1\n",
+                }
+            ],
+        },
+    )
+    resp = client.call("textDocument/documentSymbol", {"textDocument": {"uri": uri}})
+    tree = {s["name"]: [c["name"] for c in s.get("children", [])] for s in resp["result"]}
+    assert tree["Rectangle"] == ["__init__", "area"]
+    assert "brand_new_helper" in tree
+    assert (lsp_repo / "shapes" / "geometry.py").read_text() == GEOMETRY  # never written
+
+
+def test_bad_input_gets_answers_not_hangs(client: RawLspClient, lsp_repo: Path) -> None:
+    client.initialize(lsp_repo)
+    client.write_bytes(b"{this is not json")
+    bad = client.call("textDocument/completion", {"textDocument": {"uri": 5}, "position": "x"})
+    assert bad["error"]["code"] == -32602  # InvalidParams, where stock pygls never answers
+    unknown = client.call("assist/noSuchMethod", {})
+    assert unknown["error"]["code"] == -32601
+    # A file never opened and not on disk: an empty answer.
+    ghost = (lsp_repo / "ghost.py").as_uri()
+    resp = client.call(
+        "textDocument/completion",
+        {"textDocument": {"uri": ghost}, "position": {"line": 0, "character": 0}},
+    )
+    assert resp["result"]["items"] == []
+    # A private file: no completion, since its text would reach the model.
+    env_uri = open_doc(client, lsp_repo / ".env")
+    resp = client.call(
+        "textDocument/completion",
+        {"textDocument": {"uri": env_uri}, "position": {"line": 0, "character": 7}},
+    )
+    assert resp["result"]["items"] == []
+    # A huge message (4 MB) is read and handled.
+    big = "x = 1\n" * 700_000
+    uri = open_doc(client, lsp_repo / "big.py", big)
+    resp = client.call("textDocument/documentSymbol", {"textDocument": {"uri": uri}})
+    assert resp["result"] == []
+    # And after all that, the server still works.
+    resp = client.call("workspace/symbol", {"query": "Rectangle"})
+    assert resp["result"][0]["name"] == "Rectangle"
+    assert client.close() == 0
+
+
+def test_model_that_fails_to_load(tmp_path: Path, lsp_repo: Path) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"this is not a gguf file")
+    cmd = [sys.executable, "-m", "assistant", "lsp"]
+    c = RawLspClient(cmd, lsp_repo, lsp_env(tmp_path, broken), tmp_path / "lsp.err")
+    try:
+        c.initialize(lsp_repo)
+        uri = open_doc(c, lsp_repo / "shapes" / "report.py")
+        resp = c.call(
+            "textDocument/completion",
+            {"textDocument": {"uri": uri}, "position": {"line": 4, "character": 13}},
+        )
+        assert resp["result"]["items"] == []
+        shown = c.wait_notification(lambda m: m.get("method") == "window/showMessage")
+        assert "not a GGUF" in shown["params"]["message"] or "GGUF" in shown["params"]["message"]
+        resp = c.call("workspace/symbol", {"query": "area"})
+        assert resp["result"]
+    finally:
+        c.close()
+
+
+def test_cancel_request_is_answered(client: RawLspClient, lsp_repo: Path) -> None:
+    client.initialize(lsp_repo)
+    indexed(client)
+    uri = open_doc(client, lsp_repo / "shapes" / "report.py")
+    pos = {"line": 4, "character": 13}
+    msg_id = client.request(
+        "textDocument/completion", {"textDocument": {"uri": uri}, "position": pos}
+    )
+    client.notify("$/cancelRequest", {"id": msg_id})
+    resp = client.response(msg_id)
+    # Either it was cancelled in flight (RequestCancelled) or it had already finished.
+    assert resp.get("error", {}).get("code") == -32800 or "result" in resp
+    again = client.call("textDocument/completion", {"textDocument": {"uri": uri}, "position": pos})
+    assert again["result"]["items"]
+
+
+def test_stdout_carries_only_the_protocol(tmp_path: Path, lsp_repo: Path, fim_gguf: Path) -> None:
+    """Even a model load (llama.cpp's chatter) writes nothing to stdout but protocol frames."""
+    cmd = [sys.executable, "-m", "assistant", "-v", "lsp"]
+    c = RawLspClient(cmd, lsp_repo, lsp_env(tmp_path, fim_gguf), tmp_path / "lsp.err")
+    try:
+        c.initialize(lsp_repo)
+        uri = open_doc(c, lsp_repo / "shapes" / "report.py")
+        resp = c.call(
+            "textDocument/completion",
+            {"textDocument": {"uri": uri}, "position": {"line": 4, "character": 13}},
+        )
+        assert "result" in resp
+    finally:
+        assert c.close() == 0
+    assert c.garbage == []
+    log = (tmp_path / "lsp.err").read_text()
+    assert "llama" in log.lower() or "assist" in log  # the chatter went to stderr
+    json.dumps(resp)
