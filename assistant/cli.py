@@ -18,6 +18,7 @@ from assistant import __version__
 from assistant.errors import AssistError
 
 if TYPE_CHECKING:
+    from assistant.agent_tools import ApprovalRequest
     from assistant.config import Settings
     from assistant.workspace import Workspace
 
@@ -164,6 +165,231 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_complete(args: argparse.Namespace) -> int:
+    from assistant.completion import complete_file
+
+    ws = _workspace(args, args.repo or str(Path(args.file).resolve().parent))
+    if args.no_context:
+        from dataclasses import replace
+
+        ws.settings = replace(
+            ws.settings, completion=replace(ws.settings.completion, context_tokens=0)
+        )
+
+    def show(piece: str) -> None:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    result = complete_file(ws, args.file, args.line, args.col, on_text=None if args.json else show)
+    if args.json:
+        print(json.dumps(result.as_json()))
+    else:
+        sys.stdout.write("\n")
+        if result.note:
+            print(f"note: {result.note}", file=sys.stderr)
+    return 0
+
+
+def cmd_lsp(args: argparse.Namespace) -> int:
+    from lsp.server import serve
+
+    if args.log:
+        handler = logging.FileHandler(args.log)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
+        logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    serve(repo=args.repo, tcp=args.tcp)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from assistant.chat import ChatSession
+
+    ws = _workspace(args, args.repo)
+    if not ws.has_index():
+        raise AssistError(f"{ws.root}: no index yet", "run `assist index` first")
+    if args.resume:
+        session = ChatSession.resume(ws, None if args.resume == "latest" else args.resume)
+    else:
+        session = ChatSession(ws)
+
+    def show(piece: str) -> None:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    turn = session.ask(args.question, on_text=None if args.json else show)
+    if args.json:
+        print(json.dumps({"session": session.id, **turn.as_json()}))
+        return 0
+    print("\n")
+    print("Sources:" if turn.sources else "Sources: none (no indexed code matched)")
+    cited = {c.source for c in turn.citations}
+    for s in turn.sources:
+        mark = "  cited" if s.n in cited else ""
+        print(f"  [{s.n}] {s.path}:{s.start_line}-{s.end_line}  {s.kind}  {s.name}{mark}")
+    for c in turn.citations:
+        if c.source is None:
+            print(f"  cited but not sent: {c.location}")
+    print(f"(conversation {session.id}; continue it with --resume)", file=sys.stderr)
+    return 0
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from assistant.agent import Agent, CallInvalid, CallMade, Finished, ToolResult
+    from assistant.checkpoints import Checkpoints
+
+    ws = _workspace(args, args.repo)
+    if args.undo or args.redo:
+        cp = Checkpoints(ws.root)
+        done = cp.undo(force=args.force) if args.undo else cp.redo(force=args.force)
+        for path in done.written:
+            print(f"restored {path}")
+        for path in done.deleted:
+            print(f"removed  {path}")
+        print(f"now at: {done.checkpoint.label}", file=sys.stderr)
+        return 0
+    if not args.task:
+        raise AssistError("no task given", 'assist agent "what to do", or --undo / --redo')
+    agent = Agent(ws, _ask_in_terminal, auto_approve=args.yes or None, max_steps=args.max_steps)
+    changed = False
+    for event in agent.run(args.task):
+        if isinstance(event, CallMade) and event.call.tool != "final":
+            shown = ", ".join(f"{k}={str(v)[:60]!r}" for k, v in event.call.args.items())
+            print(f"[{event.step}] {event.call.tool}({shown})", file=sys.stderr)
+        elif isinstance(event, CallInvalid):
+            print(f"[{event.step}] invalid call: {event.error}", file=sys.stderr)
+        elif isinstance(event, ToolResult):
+            lines = event.text.splitlines()
+            more = f"\n    … {len(lines) - 8} more lines" if len(lines) > 8 else ""
+            print("    " + "\n    ".join(lines[:8]) + more, file=sys.stderr)
+            changed = changed or event.checkpoint is not None
+        elif isinstance(event, Finished):
+            if event.reason == "answer":
+                print(event.text)
+            else:
+                print(f"assist: agent {event.reason}: {event.text}", file=sys.stderr)
+            if changed:
+                print("undo the agent's changes with: assist agent --undo", file=sys.stderr)
+            return 0 if event.reason == "answer" else 1
+    return 1
+
+
+def _ask_in_terminal(request: ApprovalRequest) -> str:
+    """y/n/a on stdin; end of input means no. What is shown is exactly what would happen."""
+    rule = "-" * 70
+    print(f"{rule}\n{request.summary}" if request.kind == "edit" else f"{rule}\ncommand:",
+          file=sys.stderr)  # fmt: skip
+    print(request.shown if request.kind == "edit" else f"  {request.shown}", file=sys.stderr)
+    if request.warning:
+        print(f"WARNING: {request.warning}", file=sys.stderr)
+    choices = "[y]es / [n]o" if request.sensitive else f"[y]es / [n]o / [a]lways for {request.tool}"
+    print(f"{rule}\n{'Run it' if request.kind == 'command' else 'Apply it'}? {choices}: ",
+          end="", file=sys.stderr, flush=True)  # fmt: skip
+    answer = sys.stdin.readline().strip().lower()
+    return {"y": "yes", "yes": "yes", "a": "always", "always": "always"}.get(answer, "no")
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    from assistant.tui import run_tui
+
+    return run_tui(getattr(args, "path", None), model=getattr(args, "model", None))
+
+
+def cmd_docstring(args: argparse.Namespace) -> int:
+    import threading
+
+    from assistant import docstrings
+
+    paths = [str(Path(p).resolve()) for p in args.paths]
+    ws = _workspace(args, args.repo or (paths[0] if paths else None))
+    mode = "check" if args.check else "write" if args.write else "diff"
+    cancel = threading.Event()
+    progress = _ProgressLine()
+    quiet = args.json or not sys.stderr.isatty()
+    reports: list[docstrings.FileReport] = []
+
+    def step(s: docstrings.Step) -> None:
+        if not quiet:
+            progress.show(f"{s.path} [{s.file_done + 1}/{s.file_total}]", s.done, s.total)
+
+    interrupted = False
+    try:
+        for report in docstrings.run(
+            ws, paths, generate_docs=mode != "check", write=mode == "write", update=args.update,
+            changed_only=args.changed, style=args.style, cancel=cancel, on_step=step,
+        ):  # fmt: skip
+            reports.append(report)
+            if report.targets and mode != "check" and not quiet:
+                progress.show(f"{report.path} done", len(report.targets), len(report.targets))
+            if mode == "diff" and report.changed and not args.json:
+                sys.stdout.write(report.diff())
+    except KeyboardInterrupt:
+        cancel.set()  # files are written whole or not at all; stop after the current one
+        interrupted = True
+    done, total, percent = docstrings.coverage(reports)
+    fail_under = ws.settings.docstring.fail_under if args.fail_under is None else args.fail_under
+    outcomes = [o for r in reports for o in r.outcomes]
+    missing = [(r.path, s) for r in reports for s in r.targets] if mode == "check" else []
+    if args.json:
+        print(json.dumps({
+            "mode": mode,
+            "coverage": {"documented": done, "total": total, "percent": round(percent, 1)},
+            "documented_before": sum(r.documented for r in reports),
+            "fail_under": fail_under,
+            "files": [{"path": r.path, "total": r.total, "documented": r.documented,
+                       "changed": r.changed, "written": r.written} for r in reports if r.total],
+            "outcomes": [o.as_json() for o in outcomes],
+            "missing": [{"path": p, "line": s.def_line, "kind": s.kind, "name": s.qualified_name}
+                        for p, s in missing],
+            "interrupted": interrupted,
+        }))  # fmt: skip
+    else:
+        out = sys.stdout if mode == "check" else sys.stderr
+        for path, s in missing:
+            print(f"{path}:{s.def_line}: {s.kind} {s.qualified_name} has no doc", file=out)
+        for o in outcomes:
+            where = f"{o.path}:{o.line} {o.kind} {o.name}".rstrip()
+            print(f"{o.status:10} {where}" + (f" ({o.reason})" if o.reason else ""), file=out)
+        counts = {k: sum(1 for o in outcomes if o.status == k) for k in
+                  ("documented", "skipped", "failed")}  # fmt: skip
+        written = sum(1 for r in reports if r.written)
+        line = f"coverage {percent:.1f}% ({done}/{total} documented)"
+        if mode != "check":
+            before = 100.0 * sum(r.documented for r in reports) / total if total else 100.0
+            line = f"coverage {before:.1f}% before, {percent:.1f}% with these docs ({done}/{total})"
+            line += "; " + ", ".join(f"{counts[k]} {k}" for k in counts)
+            line += f"; {written} files written"
+        print(line, file=out)
+    if interrupted:
+        print("assist: interrupted; files already written are complete", file=sys.stderr)
+        return 130
+    return 1 if mode == "check" and percent < fail_under else 0
+
+
+def cmd_hook(args: argparse.Namespace) -> int:
+    from assistant import git_hook
+
+    start = Path(args.repo or Path.cwd())
+    if args.action == "install":
+        print(f"installed {git_hook.install(start, force=args.force)}")
+        return 0
+    if args.action == "uninstall":
+        removed = git_hook.uninstall(start, force=args.force)
+        print(f"removed {removed}" if removed else "no pre-commit hook installed")
+        return 0
+    result = git_hook.run(start, args.files or None)
+    for line in git_hook.summary_lines(result):
+        print(f"assist: {line}", file=sys.stderr)
+    if not result.changed_files:
+        return 0
+    names = ", ".join(result.changed_files)
+    print(f"assist: wrote docstrings into {names} (staged and in the work tree)", file=sys.stderr)
+    if result.fail_on_change:
+        print("assist: review them (git diff --cached) and commit again", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_model(args: argparse.Namespace) -> int:
     from assistant.model_card import build_card, format_card
 
@@ -233,6 +459,76 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["hybrid", "keyword", "vector"], default=None)
     p.set_defaults(func=cmd_search)
 
+    p = sub.add_parser("complete", help="complete code at a position of a file (FIM)")
+    p.add_argument("file")
+    p.add_argument("--line", type=int, required=True, help="line, 1-based")
+    p.add_argument("--col", type=int, required=True, help="column in characters, 0-based")
+    _add_model_flag(p)
+    p.add_argument("--json", action="store_true", help="the completion with timings and context")
+    p.add_argument("--no-context", action="store_true", help="no repository context")
+    p.set_defaults(func=cmd_complete)
+
+    p = sub.add_parser("lsp", help="run the language server (stdio) for VS Code, Neovim, ...")
+    p.add_argument("--repo", metavar="PATH", help="repository (default: the editor's root)")
+    p.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    p.add_argument("--log", metavar="FILE", help="also log to this file")
+    p.set_defaults(func=cmd_lsp)
+
+    p = sub.add_parser("chat", help="ask one question about the code; sources listed at the end")
+    p.add_argument("question")
+    _add_model_flag(p)
+    p.add_argument("--json", action="store_true", help="answer, sources and citations as JSON")
+    p.add_argument("--resume", nargs="?", const="latest", metavar="ID",
+                   help="continue the latest conversation (or the one with this id)")  # fmt: skip
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("agent", help="let the model read, edit and run, with your approval")
+    p.add_argument("task", nargs="?", help="what to do, in words")
+    _add_model_flag(p)
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="approve edits and commands without asking (never hooks or tool config)",
+    )
+    p.add_argument("--max-steps", type=int, metavar="N", help="tool calls before it must stop")
+    p.add_argument("--undo", action="store_true", help="undo the agent's last step")
+    p.add_argument("--redo", action="store_true", help="redo the step undone last")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="undo/redo even over later changes (they are kept under refs/assist/)",
+    )
+    p.set_defaults(func=cmd_agent)
+
+    p = sub.add_parser("tui", help="open the terminal UI (also: `assist` with no command)")
+    p.add_argument("path", nargs="?", help="repository (default: the one around cwd)")
+    p.add_argument("--model", metavar="PATH", help="GGUF file to use (overrides config)")
+    p.set_defaults(func=cmd_tui)
+
+    p = sub.add_parser("docstring", help="find and write missing docstrings / doc comments")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: all)")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--check", action="store_true", help="report coverage; write nothing")
+    how.add_argument("--diff", action="store_true", help="print a unified diff (the default)")
+    how.add_argument("--write", action="store_true", help="write the docs into the files")
+    p.add_argument("--changed", action="store_true", help="only symbols changed against HEAD")
+    p.add_argument("--update", action="store_true", help="rewrite existing docs too")
+    p.add_argument("--fail-under", type=float, metavar="N", help="--check exits 1 below N%%")
+    p.add_argument("--style", choices=["auto", "google", "numpy", "rest"], default=None,
+                   help="Python docstring style (default: docstring.style)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="machine-readable summary")
+    _add_model_flag(p)
+    p.set_defaults(func=cmd_docstring)
+
+    p = sub.add_parser("hook", help="the git pre-commit hook that documents staged symbols")
+    p.add_argument("action", choices=["install", "uninstall", "run"])
+    p.add_argument("files", nargs="*", help="run: only these staged files (pre-commit passes them)")
+    p.add_argument(
+        "--force", action="store_true", help="replace or remove a hook assist did not write"
+    )
+    p.add_argument("--repo", metavar="PATH", help="repository (default: the one around cwd)")
+    p.set_defaults(func=cmd_hook)
+
     p = sub.add_parser("config", help="show the effective settings and where each came from")
     _add_model_flag(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -250,8 +546,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
-        parser.print_help()
-        return 0
+        from assistant.workspace import find_root
+
+        # A person at a terminal inside a repository gets the TUI; scripts get the help.
+        if sys.stdin.isatty() and sys.stdout.isatty() and find_root(Path.cwd()) is not None:
+            func = cmd_tui
+        else:
+            parser.print_help()
+            return 0
     try:
         return func(args)
     except AssistError as exc:

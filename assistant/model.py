@@ -21,11 +21,19 @@ from assistant import prompts
 from assistant.chat_format import Message, render_chat
 from assistant.config import ModelSettings
 from assistant.errors import AssistError
-from assistant.fim import ContextFile, FimFormat, build_fim_tokens, detect_fim, trim_emulated
+from assistant.fim import (
+    ContextFile,
+    FimFormat,
+    build_fim_tokens,
+    detect_fim,
+    path_comment,
+    trim_emulated,
+)
 from assistant.gguf_info import GGUFInfo, read_gguf
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
+    from llama_cpp.llama_grammar import LlamaGrammar
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +85,7 @@ class Model(Protocol):
         max_tokens: int | None = None,
         stop: Sequence[str] = (),
         cancel: threading.Event | None = None,
+        grammar: str | None = None,
     ) -> Iterator[str]: ...
 
     def chat(
@@ -85,7 +94,10 @@ class Model(Protocol):
         *,
         max_tokens: int | None = None,
         cancel: threading.Event | None = None,
-    ) -> Iterator[str]: ...
+        grammar: str | None = None,
+    ) -> Iterator[str]:
+        """Stream a reply; `grammar` (GBNF text) constrains it, e.g. to a valid tool call."""
+        ...
 
     def infill(
         self,
@@ -130,14 +142,24 @@ class _StopScanner:
         return out
 
 
-def emulation_messages(prefix: str, suffix: str, path: str) -> list[Message]:
-    """The chat prompt that asks a model without FIM tokens to fill the hole."""
+def emulation_messages(
+    prefix: str, suffix: str, path: str, context: Sequence[ContextFile] = ()
+) -> list[Message]:
+    """The chat prompt that asks a model without FIM tokens to fill the hole.
+
+    Repository context comes first, as path-comment blocks, so it stays a stable prompt prefix.
+    """
+    shown = "".join(path_comment(c.path, c.text) for c in context)
     return [
         Message("system", prompts.render("fim_emulation_system")),
         Message(
             "user",
             prompts.render(
-                "fim_emulation_user", path=path or "untitled", prefix=prefix, suffix=suffix
+                "fim_emulation_user",
+                context=f"Other files of the repository:\n\n{shown}" if shown else "",
+                path=path or "untitled",
+                prefix=prefix,
+                suffix=suffix,
             ),
         ),
     ]
@@ -242,6 +264,7 @@ class LocalModel:
         stop_ids: set[int] | frozenset[int] = frozenset(),
         stop: Sequence[str] = (),
         cancel: threading.Event | None = None,
+        grammar: str | None = None,
     ) -> Iterator[str]:
         """Stream text for a ready-made token prompt; the primitive every other call uses."""
         cancel = cancel or threading.Event()
@@ -256,7 +279,9 @@ class LocalModel:
         self._flight.begin(cancel)
         try:
             with self._flight.lock:
-                yield from self._run(tokens, budget, stop_ids | self._end_ids, stop, cancel)
+                yield from self._run(
+                    tokens, budget, stop_ids | self._end_ids, stop, cancel, _grammar(grammar)
+                )
         finally:
             self._flight.end(cancel)
 
@@ -267,6 +292,7 @@ class LocalModel:
         stop_ids: set[int] | frozenset[int],
         stop: Sequence[str],
         cancel: threading.Event,
+        grammar: LlamaGrammar | None = None,
     ) -> Iterator[str]:
         stats = GenerationStats(prompt_tokens=len(tokens))
         old = list(self.llama.input_ids[: self.llama.n_tokens])
@@ -288,7 +314,7 @@ class LocalModel:
         stats.stopped_by = "length"
         for token in self.llama.generate(
             tokens, temp=temp, top_k=40 if temp > 0 else 1, top_p=0.95, repeat_penalty=1.0,
-            reset=True,
+            reset=True, grammar=grammar,
         ):  # fmt: skip
             now = time.perf_counter()
             if first is None:
@@ -323,9 +349,12 @@ class LocalModel:
         max_tokens: int | None = None,
         stop: Sequence[str] = (),
         cancel: threading.Event | None = None,
+        grammar: str | None = None,
     ) -> Iterator[str]:
         tokens = self.bos() + self.tokenize(prompt)
-        return self.generate_tokens(tokens, max_tokens=max_tokens, stop=stop, cancel=cancel)
+        return self.generate_tokens(
+            tokens, max_tokens=max_tokens, stop=stop, cancel=cancel, grammar=grammar
+        )
 
     def chat_prompt(self, messages: list[Message]) -> list[int]:
         """Render `messages` through the GGUF's chat template (sandboxed) into tokens.
@@ -366,10 +395,15 @@ class LocalModel:
         *,
         max_tokens: int | None = None,
         cancel: threading.Event | None = None,
+        grammar: str | None = None,
     ) -> Iterator[str]:
         stop = () if self.info.chat_template else ("\n### User", "\n### System")
         return self.generate_tokens(
-            self.chat_prompt(messages), max_tokens=max_tokens, stop=stop, cancel=cancel
+            self.chat_prompt(messages),
+            max_tokens=max_tokens,
+            stop=stop,
+            cancel=cancel,
+            grammar=grammar,
         )
 
     def infill(
@@ -383,7 +417,7 @@ class LocalModel:
         cancel: threading.Event | None = None,
     ) -> Iterator[str]:
         if self.fim is None:
-            return self._emulated_infill(prefix, suffix, path, max_tokens, cancel)
+            return self._emulated_infill(prefix, suffix, path, context, max_tokens, cancel)
         tokens = build_fim_tokens(
             self.fim,
             self.tokenize,
@@ -402,18 +436,30 @@ class LocalModel:
         prefix: str,
         suffix: str,
         path: str,
+        context: Sequence[ContextFile],
         max_tokens: int | None,
         cancel: threading.Event | None,
     ) -> Iterator[str]:
         # The whole answer is needed before it can be trimmed to the hole, so this yields once.
         text = "".join(
             self.chat(
-                emulation_messages(prefix, suffix, path), max_tokens=max_tokens, cancel=cancel
+                emulation_messages(prefix, suffix, path, context),
+                max_tokens=max_tokens,
+                cancel=cancel,
             )
         )
         trimmed = trim_emulated(text, prefix, suffix)
         if trimmed:
             yield trimmed
+
+
+def _grammar(gbnf: str | None) -> LlamaGrammar | None:
+    """GBNF text as llama.cpp's grammar object; a grammar that does not parse is our bug."""
+    if gbnf is None:
+        return None
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    return LlamaGrammar.from_string(gbnf, verbose=False)
 
 
 def _defuse(text: str, specials: Sequence[str]) -> str:

@@ -141,8 +141,9 @@ class RemoteModel:
         max_tokens: int | None = None,
         stop: Sequence[str] = (),
         cancel: threading.Event | None = None,
+        grammar: str | None = None,
     ) -> Iterator[str]:
-        body = self._body({"prompt": prompt}, max_tokens)
+        body = self._body(_with_grammar({"prompt": prompt}, grammar), max_tokens)
         return self._stream("/v1/completions", body, _completion_text, cancel, stop)
 
     def chat(
@@ -151,9 +152,10 @@ class RemoteModel:
         *,
         max_tokens: int | None = None,
         cancel: threading.Event | None = None,
+        grammar: str | None = None,
     ) -> Iterator[str]:
         payload = [{"role": m.role, "content": m.content} for m in messages]
-        body = self._body({"messages": payload}, max_tokens)
+        body = self._body(_with_grammar({"messages": payload}, grammar), max_tokens)
         return self._stream("/v1/chat/completions", body, _chat_text, cancel)
 
     def infill(
@@ -187,11 +189,21 @@ class RemoteModel:
                 return _chain(first, chunks)
         text = "".join(
             self.chat(
-                emulation_messages(prefix, suffix, path), max_tokens=max_tokens, cancel=cancel
+                emulation_messages(prefix, suffix, path, context),
+                max_tokens=max_tokens,
+                cancel=cancel,
             )
         )
         trimmed = trim_emulated(text, prefix, suffix)
         return iter([trimmed] if trimmed else [])
+
+
+def _with_grammar(body: dict[str, Any], grammar: str | None) -> dict[str, Any]:
+    # llama-server (and llama-cpp-python's server) read GBNF from `grammar`; other servers
+    # ignore the field, so the agent validates every call itself anyway.
+    if grammar is not None:
+        body["grammar"] = grammar
+    return body
 
 
 def _chain(first: str | None, rest: Iterator[str]) -> Iterator[str]:

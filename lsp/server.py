@@ -23,6 +23,8 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from assistant import __version__
 from assistant.completion import CompletionEngine
+from assistant.doc_comments import CONVENTIONS
+from assistant.docstrings import docstring_edit, documentable
 from assistant.errors import AssistError
 from assistant.languages import language_for_path
 from assistant.symbols import Symbol, extract_symbols
@@ -254,7 +256,108 @@ def create_server(repo: str | None = None) -> AssistServer:
         symbols = await loop.run_in_executor(None, extract_symbols, text.encode(), lang)
         return _symbol_tree(symbols)
 
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(
+            code_action_kinds=[types.CodeActionKind.RefactorRewrite], resolve_provider=True
+        ),
+    )
+    async def code_action(
+        ls: AssistServer, params: types.CodeActionParams
+    ) -> list[types.CodeAction] | None:
+        """Offer "Generate docstring" on an undocumented definition; the model runs only when
+        the user picks it (codeAction/resolve), not on every cursor move."""
+        ws, uri = ls.ws, params.text_document.uri
+        text = _doc_text(ls, uri)
+        path = to_fs_path(uri)
+        if ws is None or text is None or path is None:
+            return None
+        line = params.range.start.line + 1
+        loop = asyncio.get_running_loop()
+        target = await loop.run_in_executor(None, undocumented_at, ws, path, text, line)
+        if target is None:
+            return None
+        data = {"uri": uri, "line": line}
+        action = types.CodeAction(
+            title=f"Generate docstring for {target}",
+            kind=types.CodeActionKind.RefactorRewrite,
+            data=data,
+        )
+        caps = ls.client_capabilities.text_document
+        resolves = bool(caps and caps.code_action and caps.code_action.resolve_support)
+        if not resolves:  # the client cannot resolve: a command does the work instead
+            action.command = types.Command(
+                title=action.title, command="assist.generateDocstring", arguments=[data]
+            )
+        return [action]
+
+    @server.feature(types.CODE_ACTION_RESOLVE)
+    async def resolve_code_action(ls: AssistServer, action: types.CodeAction) -> types.CodeAction:
+        edit = await _docstring_edit(ls, action.data)
+        if edit is not None:
+            action.edit = edit
+        return action
+
+    @server.command("assist.generateDocstring")
+    async def generate_docstring(ls: AssistServer, data: dict[str, Any]) -> None:
+        edit = await _docstring_edit(ls, data)
+        if edit is not None:
+            await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit))
+
     return server
+
+
+def undocumented_at(ws: Workspace, path: str, text: str, line: int) -> str | None:
+    """The name of the undocumented definition around 1-based `line`, if there is one (the
+    same innermost definition `docstring_edit` documents)."""
+    try:
+        rel = ws.rules.check(path)
+    except AssistError:
+        return None
+    language = language_for_path(rel)
+    if language is None or language not in CONVENTIONS:
+        return None
+    symbols = documentable(extract_symbols(text.encode("utf-8"), language))
+    around = [s for s in symbols if s.start_line <= line <= s.end_line]
+    if not around:
+        return None
+    target = min(around, key=lambda s: (s.end_line - s.start_line, -s.start_line))
+    return None if target.doc else target.qualified_name
+
+
+async def _docstring_edit(ls: AssistServer, data: Any) -> types.WorkspaceEdit | None:
+    ws = ls.ws
+    if ws is None or not isinstance(data, dict) or "uri" not in data or "line" not in data:
+        return None
+    uri, line = str(data["uri"]), int(data["line"])
+    text, path = _doc_text(ls, uri), to_fs_path(uri)
+    if text is None or path is None:
+        return None
+    cancel = threading.Event()
+
+    def run() -> Any:
+        try:
+            return docstring_edit(ws, path, text, line, cancel=cancel)
+        except AssistError as exc:
+            ls.warn_once(f"assist: {exc.message} ({exc.hint})")
+            return None
+
+    try:
+        found = await asyncio.get_running_loop().run_in_executor(None, run)
+    except asyncio.CancelledError:
+        cancel.set()
+        raise
+    if found is None:
+        return None
+    doc = ls.workspace.get_text_document(uri)
+    start = doc.position_codec.position_to_client_units(
+        doc.lines, types.Position(line=found.line, character=found.character)
+    )
+    end = doc.position_codec.position_to_client_units(
+        doc.lines, types.Position(line=found.end_line, character=found.end_character)
+    )
+    change = types.TextEdit(range=types.Range(start=start, end=end), new_text=found.new_text)
+    return types.WorkspaceEdit(changes={uri: [change]})
 
 
 async def _complete(ls: AssistServer, uri: str, position: types.Position) -> tuple[str, str] | None:

@@ -248,3 +248,28 @@ def test_stdout_carries_only_the_protocol(tmp_path: Path, lsp_repo: Path, fim_gg
     log = (tmp_path / "lsp.err").read_text()
     assert "llama" in log.lower() or "assist" in log  # the chatter went to stderr
     json.dumps(resp)
+
+
+def test_generate_docstring_code_action(client: RawLspClient, lsp_repo: Path) -> None:
+    client.initialize(lsp_repo)
+    uri = open_doc(client, lsp_repo / "shapes" / "report.py")
+    here = {"start": {"line": 4, "character": 4}, "end": {"line": 4, "character": 4}}
+    resp = client.call(
+        "textDocument/codeAction",
+        {"textDocument": {"uri": uri}, "range": here, "context": {"diagnostics": []}},
+    )
+    (action,) = resp["result"]
+    assert action["title"] == "Generate docstring for describe"
+    assert "edit" not in action  # the model runs only when the action is chosen
+    resolved = client.call("codeAction/resolve", action)["result"]
+    (change,) = resolved["edit"]["changes"][uri]
+    assert change["range"]["start"]["line"] == 4  # inserted under `def describe(...)`
+    assert change["newText"].lstrip().startswith('"""')
+    # A definition that has its docstring gets no action.
+    geo = open_doc(client, lsp_repo / "shapes" / "geometry.py")
+    there = {"start": {"line": 5, "character": 4}, "end": {"line": 5, "character": 4}}
+    resp = client.call(
+        "textDocument/codeAction",
+        {"textDocument": {"uri": geo}, "range": there, "context": {"diagnostics": []}},
+    )
+    assert resp["result"] is None

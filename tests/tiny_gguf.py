@@ -75,6 +75,7 @@ def write_tiny_gguf(
     n_embd: int = 64,
     n_layers: int = 2,
     seed: int = 0,
+    context_length: int = 512,
 ) -> Path:
     """Write a GGUF of a few hundred KB; returns `path`."""
     rng = np.random.default_rng(seed)
@@ -99,7 +100,7 @@ def write_tiny_gguf(
 
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_name(f"tiny-{family}")
-    w.add_context_length(512)
+    w.add_context_length(context_length)
     w.add_embedding_length(n_embd)
     w.add_block_count(n_layers)
     w.add_feed_forward_length(n_embd * 2)

@@ -1,0 +1,249 @@
+"""The git pre-commit hook: install, uninstall, and the run that documents staged symbols.
+
+The run works on what is staged, read from the index that `GIT_INDEX_FILE` names (git points it
+at a temporary index for `git commit -a` and `git commit PATHS`; every git command started here
+inherits it, and nothing reads `.git/index` directly). A doc is written into a new blob in that
+index and, at the same place, into the work-tree file, but only where the lines around it are the
+same in both; beside an unstaged hunk the symbol is left for later, so unstaged work is never
+committed and never lost.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+from pathlib import Path
+
+from assistant import doc_comments, docstrings
+from assistant.docstrings import FileReport, Outcome
+from assistant.errors import AssistError
+from assistant.git_diff import EMPTY_TREE, diff_lines, git, has_head
+from assistant.languages import language_for_path
+
+MARKER = "# assist-docstring-hook"
+_REGULAR_MODES = ("100644", "100755")
+
+
+# -- install / uninstall ---------------------------------------------------------------------
+
+
+def hook_path(start: Path) -> Path:
+    """Where git looks for the pre-commit hook of the repository around `start`."""
+    import git as gitpython  # heavy-ish; only install and uninstall need it
+
+    try:
+        repo = gitpython.Repo(start, search_parent_directories=True)
+    except (gitpython.InvalidGitRepositoryError, gitpython.NoSuchPathError):
+        raise AssistError(f"{start}: not inside a git repository", "run it in one") from None
+    if repo.bare or repo.working_tree_dir is None:
+        raise AssistError(f"{repo.git_dir}: a bare repository has no commits to hook", "")
+    hooks = Path(repo.git.rev_parse("--git-path", "hooks"))  # honours core.hooksPath
+    if not hooks.is_absolute():
+        hooks = Path(repo.working_tree_dir) / hooks
+    return hooks / "pre-commit"
+
+
+def hook_script(python: str | None = None) -> str:
+    exe = shlex.quote(python or sys.executable)
+    return (
+        "#!/bin/sh\n"
+        f"{MARKER}: installed by `assist hook install`; `assist hook uninstall` removes it.\n"
+        f"exec {exe} -m assistant hook run\n"
+    )
+
+
+def install(start: Path, *, force: bool = False) -> Path:
+    path = hook_path(start)
+    if path.exists() and not _ours(path) and not force:
+        raise AssistError(
+            f"{path} exists and was not written by assist",
+            "keep it, or replace it with `assist hook install --force`",
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(".pre-commit.assist")
+    tmp.write_text(hook_script(), encoding="utf-8")
+    tmp.chmod(0o755)
+    os.replace(tmp, path)
+    return path
+
+
+def uninstall(start: Path, *, force: bool = False) -> Path | None:
+    """Remove our hook; a hook someone else wrote stays unless `force`."""
+    path = hook_path(start)
+    if not path.exists():
+        return None
+    if not _ours(path) and not force:
+        raise AssistError(
+            f"{path} was not written by assist; left alone", "remove it yourself, or use --force"
+        )
+    path.unlink()
+    return path
+
+
+def _ours(path: Path) -> bool:
+    try:
+        return MARKER in path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+@dataclass
+class HookResult:
+    reports: list[FileReport] = field(default_factory=list)
+    changed_files: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    fail_on_change: bool = True
+
+
+def run(start: Path, files: list[str] | None = None) -> HookResult:
+    """Document the changed symbols of the staged files (of `files`, when given)."""
+    from assistant.workspace import Workspace
+
+    env = dict(os.environ)
+    top = Path(git(start, "rev-parse", "--show-toplevel", env=env).strip())
+    ws = Workspace.open(top, require_repo=True)
+    result = HookResult(fail_on_change=ws.settings.docstring.hook_fail_on_change)
+    base = "HEAD" if has_head(top, env) else EMPTY_TREE
+    listed = git(
+        top, "diff", "--cached", "--name-only", "-z", "--diff-filter=ACMR", "--no-renames", base
+    )
+    staged = [p for p in listed.split("\0") if p]
+    if files is not None:
+        wanted = {ws.rules.relative(f) for f in files}
+        staged = [p for p in staged if p in wanted]
+    style: doc_comments.Style | None = None
+    for rel in staged:
+        language = language_for_path(rel)
+        if language is None or language not in doc_comments.CONVENTIONS:
+            continue
+        if not ws.rules.allows(rel):
+            result.notes.append(f"{rel}: {ws.rules.reason(rel)}; not documented")
+            continue
+        entry = git(top, "ls-files", "-s", "-z", "--", rel, env=env).split("\0")[0]
+        meta, _, _ = entry.partition("\t")
+        parts = meta.split()
+        if len(parts) != 3 or parts[0] not in _REGULAR_MODES or parts[2] != "0":
+            continue  # a symlink, a submodule, or a conflict: nothing to document
+        mode, blob = parts[0], parts[1]
+        diff = git(top, "diff", "--cached", "-U0", "--no-color", "--no-ext-diff", base, "--", rel)
+        lines = diff_lines(diff).get(rel, set())
+        try:
+            staged_text = (
+                git(top, "cat-file", "blob", blob, env=env)
+                .encode("utf-8", "surrogateescape")
+                .decode("utf-8")
+            )
+        except UnicodeDecodeError:
+            continue
+        planned = docstrings.plan(rel, staged_text, language, changed=lines)
+        if not planned.targets:
+            continue  # the common case: no model is loaded at all
+        worktree = _read(top / rel)
+        rows, mapping = _safe_rows(staged_text, worktree)
+        style = style or docstrings.resolve_style(ws)
+        ws.rules.check(top / rel)
+        report = docstrings.document_text(
+            ws.model,
+            rel,
+            staged_text,
+            language,
+            style=style,
+            changed=lines,
+            max_tokens=ws.settings.docstring.max_tokens,
+            rows=rows,
+        )
+        result.reports.append(report)
+        if not report.changed:
+            continue
+        new_worktree = None
+        if worktree is not None:
+            new_worktree = _apply(worktree, report.edits, mapping)
+            if new_worktree is None or not docstrings.parses(new_worktree, language):
+                result.notes.append(f"{rel}: the work tree differs too much; not documented")
+                continue
+        new_blob = git(
+            top, "hash-object", "-w", "--no-filters", "--stdin", env=env,
+            data=report.new.encode("utf-8"),
+        ).strip()  # fmt: skip
+        for index_env in _indexes(top, env):
+            git(top, "update-index", "--cacheinfo", f"{mode},{new_blob},{rel}", env=index_env)
+        if new_worktree is not None and new_worktree != worktree:
+            docstrings.write_atomic(top / rel, new_worktree)
+        report.written = True
+        result.changed_files.append(rel)
+    return result
+
+
+def _indexes(top: Path, env: dict[str, str]) -> list[dict[str, str]]:
+    """The index to commit from, and for `git commit PATHS` also the real one being rewritten.
+
+    For `git commit PATHS` git builds a temporary `next-index-*.lock` to commit from and, at the
+    same time, updates the real index as `index.lock`, renamed into place after the commit. A
+    doc written only into the first would show up afterwards as staged-removed, unstaged-added.
+    """
+    found = [env]
+    named = env.get("GIT_INDEX_FILE", "")
+    if Path(named).name.startswith("next-index-"):
+        real = Path(git(top, "rev-parse", "--git-dir", env=env).strip())
+        lock = (real if real.is_absolute() else top / real) / "index.lock"
+        if lock.is_file():
+            found.append({**env, "GIT_INDEX_FILE": str(lock)})
+    return found
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _safe_rows(staged: str, worktree: str | None) -> tuple[set[int] | None, dict[int, int]]:
+    """Rows of the staged text before which an insertion lands in the same place in the work
+    tree (both neighbours unchanged there), with where each such row is in the work tree."""
+    if worktree is None:
+        return None, {}
+    # Compared without "\r": with core.autocrlf the index has LF where the work tree has CRLF.
+    a = [line.rstrip("\r") for line in staged.split("\n")]
+    b = [line.rstrip("\r") for line in worktree.split("\n")]
+    if a == b:
+        return None, {i: i for i in range(len(a) + 1)}
+    same: dict[int, int] = {}
+    for block in SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks():
+        for k in range(block.size):
+            same[block.a + k] = block.b + k
+    rows = {r for r in range(len(a)) if r in same and (r == 0 or r - 1 in same)}
+    mapping = {r: same[r] for r in rows}
+    return rows, mapping
+
+
+def _apply(text: str, edits: list[tuple[int, int, list[str]]], rows: dict[int, int]) -> str | None:
+    """The same edits on another version of the text, through a row mapping; None if one
+    cannot be placed."""
+    lines = text.split("\n")
+    cr = "\r" if "\r\n" in text else ""
+    for start, end, new in edits:  # already bottom-up
+        if start not in rows or end != start:
+            return None
+        at = rows[start]
+        lines[at:at] = [line + cr for line in new]
+    return "\n".join(lines)
+
+
+def summary_lines(result: HookResult) -> list[str]:
+    out: list[str] = list(result.notes)
+    for report in result.reports:
+        for o in report.outcomes:
+            out.append(_describe(o))
+    return out
+
+
+def _describe(o: Outcome) -> str:
+    where = f"{o.path}:{o.line} {o.kind} {o.name}"
+    return f"{o.status:10} {where}" + (f" ({o.reason})" if o.reason else "")

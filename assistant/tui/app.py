@@ -1,0 +1,543 @@
+"""The `assist` TUI: grounded chat, search and live status over one `Workspace`.
+
+Everything slow runs in thread workers (`@work(thread=True)`): the first index, model loading,
+answers and searches. Textual cannot kill a thread, so the chat worker stops through the cancel
+event every model stream takes; results come back with `call_from_thread`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, OptionList, ProgressBar, TabbedContent, TabPane
+from textual.worker import get_current_worker
+
+from assistant.agent import Agent, Finished, Token
+from assistant.agent_tools import ApprovalRequest
+from assistant.chat import ChatSession, Turn, read_preview
+from assistant.checkpoints import Checkpoints, Restored
+from assistant.errors import AssistError
+from assistant.tui.approval import ApprovalScreen
+from assistant.tui.screens import HelpScreen, PreviewScreen
+from assistant.tui.views import (
+    AgentView,
+    ChatView,
+    IndexState,
+    ModelState,
+    OpenLocation,
+    SearchView,
+    SourcesView,
+    StatusBar,
+    TurnView,
+)
+from assistant.workspace import Workspace, find_root
+
+CHAT_COMMANDS: list[tuple[str, str]] = [
+    ("/new", "start a new conversation"),
+    ("/resume", "load the latest saved conversation"),
+    ("/sources", "show or hide the chunks sent with each question"),
+    ("/agent TASK", "agent mode: the model reads, edits and runs commands, each change approved"),
+    ("/undo", "undo the agent's last change (/undo --force: over your own edits too)"),
+    ("/redo", "redo what /undo undid"),
+    ("/help", "this help"),
+]
+
+
+class AssistApp(App[int]):
+    """One repository, one workspace; views only translate."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "assist"
+    AUTO_FOCUS = "#ask"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "help", "Help"),
+        Binding("f2", "show_chat", "Chat"),
+        Binding("f3", "show_search", "Search"),
+        Binding("f4", "toggle_sources", "Sources"),
+        Binding("escape", "stop", "Stop answer", show=False),
+        Binding("ctrl+n", "new_chat", "New chat"),
+        Binding("ctrl+r", "resume_chat", "Resume", show=False),
+        Binding("f5", "reindex", "Re-index", show=False),
+    ]
+
+    def __init__(
+        self,
+        path: str | None = None,
+        *,
+        model: str | None = None,
+        workspace: Workspace | None = None,
+        watch: bool = True,
+    ) -> None:
+        super().__init__()
+        self.path = path
+        self.model_path = model
+        self.ws: Workspace | None = workspace
+        self.watch_files = watch
+        self.watcher: Any = None
+        self.session: ChatSession | None = None
+        self.sources_visible = False
+        self.index_state: IndexState | None = None
+        self.model_state = ModelState()
+        self._cancel: threading.Event | None = None
+        self._answering = False
+        self.agent: Agent | None = None
+        """One per TUI session, made at the first /agent, so that "always" lasts the session."""
+        self.open_error: AssistError | None = None
+
+    # -- layout --------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="◆")
+        with TabbedContent(id="tabs", initial="chat-tab"):
+            with TabPane("Chat", id="chat-tab"):
+                yield ChatView(id="chat")
+            with TabPane("Search", id="search-tab"):
+                yield SearchView(id="search")
+        yield ProgressBar(id="progress", show_eta=False)
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#progress", ProgressBar).display = False
+        if self.ws is None:
+            try:
+                self.ws = self._open_workspace()
+            except AssistError as exc:
+                self.open_error = exc
+                self.notify_error(exc)
+        if self.ws is not None:
+            self.sub_title = self.ws.root.name
+            self.session = ChatSession(self.ws)
+            self.model_state = ModelState(name=f"{self._model_label()} (loads at first question)")
+            if self.ws.has_index():
+                self.refresh_index_state()
+                self.start_watcher()
+            else:
+                self.index_state = IndexState(indexing="no index yet")
+                self.run_index()
+        self.refresh_status()
+        self.query_one("#ask", Input).focus()
+
+    def _open_workspace(self) -> Workspace:
+        start = Path(self.path).expanduser() if self.path else Path.cwd()
+        if start.exists() and find_root(start) is None:
+            raise AssistError(
+                f"{start.resolve()}: not a git repository",
+                "run assist inside a repository (or `git init` here) and start it again",
+            )
+        return Workspace.open(start, overrides={"model": {"path": self.model_path}})
+
+    def _model_label(self) -> str:
+        from assistant.model_source import choose_model
+
+        assert self.ws is not None
+        try:
+            choice = choose_model(self.ws.settings)
+        except AssistError:
+            return "no model"
+        return choice.location if choice.kind == "remote" else Path(choice.location).stem
+
+    # -- status ---------------------------------------------------------------------------------
+
+    def notify_error(self, exc: AssistError) -> None:
+        text = exc.message + (f"\nFix: {exc.hint}" if exc.hint else "")
+        self.notify(text, title="assist", severity="error", timeout=15)
+
+    def refresh_index_state(self, indexing: str = "") -> None:
+        if self.ws is None:
+            return
+        counts = self.ws.store.counts()
+        watching = "off"
+        if self.watcher is not None:
+            watching = "on" if self.watcher.watching else "rescanning"
+        self.index_state = IndexState(
+            counts["files"], counts["symbols"], counts["chunks"], counts["vectors"], watching,
+            indexing,
+        )  # fmt: skip
+
+    def refresh_status(self) -> None:
+        self.query_one("#status", StatusBar).show(self.index_state, self.model_state)
+
+    def _from_thread(self, callback: Any, *args: Any) -> None:
+        """`call_from_thread` that is quiet once the app has gone (a late watcher batch)."""
+        if self.is_running:
+            # The event loop may close between the check and the call: nothing to show then.
+            with contextlib.suppress(RuntimeError):
+                self.call_from_thread(callback, *args)
+
+    # -- indexing and watching ------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="index")
+    def run_index(self) -> None:
+        from assistant.indexer import IndexReport, Progress
+
+        assert self.ws is not None
+        self._from_thread(self._progress, "scan", 0, 0)
+        try:
+            report: IndexReport | None = None
+            for item in self.ws.index():
+                if isinstance(item, Progress):
+                    self._from_thread(self._progress, item.phase, item.done, item.total)
+                else:
+                    report = item
+        except AssistError as exc:
+            self._from_thread(self._index_failed, exc)
+            return
+        self._from_thread(self._indexed, report)
+
+    def _progress(self, phase: str, done: int, total: int) -> None:
+        bar = self.query_one("#progress", ProgressBar)
+        bar.display = True
+        bar.update(total=total or None, progress=done)
+        label = {"parse": "indexing symbols", "embed": "embedding", "scan": "scanning"}
+        self.index_state = IndexState(
+            *(
+                (s.files, s.symbols, s.chunks, s.vectors, s.watcher)
+                if (s := self.index_state)
+                else (0, 0, 0, 0, "off")
+            ),
+            indexing=f"{label.get(phase, phase)} {done}/{total}" if total else "scanning",
+        )
+        self.refresh_status()
+
+    def _indexed(self, report: Any) -> None:
+        self.query_one("#progress", ProgressBar).display = False
+        self.refresh_index_state()
+        self.start_watcher()
+        self.refresh_status()
+        if report is not None:
+            self.notify(f"indexed {report.files} files in {report.seconds:.1f} s", timeout=4)
+
+    def _index_failed(self, exc: AssistError) -> None:
+        self.query_one("#progress", ProgressBar).display = False
+        self.refresh_index_state()
+        self.refresh_status()
+        self.notify_error(exc)
+
+    def start_watcher(self) -> None:
+        if not self.watch_files or self.watcher is not None or self.ws is None:
+            return
+        from assistant.watcher import Watcher
+
+        self.watcher = Watcher(
+            self.ws,
+            on_batch=lambda batch: self._from_thread(self._batch_done),
+            on_progress=lambda p: (
+                self._from_thread(self._progress, p.phase, p.done, p.total)
+                if p.total > 50
+                else None
+            ),
+        )
+        self.watcher.start()
+        self.refresh_index_state()
+
+    def _batch_done(self) -> None:
+        self.query_one("#progress", ProgressBar).display = False
+        self.refresh_index_state()
+        self.refresh_status()
+
+    def on_unmount(self) -> None:
+        if self._cancel is not None:
+            self._cancel.set()
+        if self.watcher is not None:
+            self.watcher.stop()
+
+    # -- chat ------------------------------------------------------------------------------------
+
+    @on(Input.Submitted, "#ask")
+    async def ask_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text:
+            return
+        event.input.value = ""
+        if text.startswith("/"):
+            await self.run_command(text)
+            return
+        await self.ask(text)
+
+    async def run_command(self, text: str) -> None:
+        name, _, rest = text.partition(" ")
+        if name == "/new":
+            self.action_new_chat()
+        elif name == "/resume":
+            await self.action_resume_chat()
+        elif name == "/sources":
+            self.action_toggle_sources()
+        elif name == "/help":
+            self.action_help()
+        elif name == "/agent":
+            await self.start_agent(rest.strip())
+        elif name in ("/undo", "/redo"):
+            self.undo_redo(redo=name == "/redo", force=rest.strip() == "--force")
+        else:
+            self.notify(f"unknown command {name}", severity="warning")
+
+    # -- agent mode -------------------------------------------------------------------------------
+
+    async def start_agent(self, task: str) -> None:
+        if self.ws is None:
+            self.notify_error(self.open_error or AssistError("no repository", "restart assist"))
+            return
+        if not task:
+            self.notify_error(AssistError("no task given", "type /agent and what to do"))
+            return
+        if self._answering:
+            self.notify("still working: Esc stops it", severity="warning")
+            return
+        if self.agent is None:
+            self.agent = Agent(self.ws, self.approve_in_worker)
+        self.agent.cancel.clear()
+        self._cancel = self.agent.cancel  # Esc (action_stop) sets it
+        self._answering = True
+        view = AgentView(task)
+        await self.query_one(ChatView).add(view)
+        self.notify("agent mode: each change waits for your y / n / a; Esc stops", timeout=4)
+        self.run_agent(self.agent, task, view)
+
+    @work(thread=True, exclusive=True, group="agent")
+    def run_agent(self, agent: Agent, task: str, view: AgentView) -> None:
+        result = Finished("stopped", "the agent ended without a result")
+        try:
+            for event in agent.run(task):
+                if isinstance(event, Finished):
+                    result = event
+                elif not isinstance(event, Token):  # the call being written: too chatty
+                    self._from_thread(view.show, event)
+        except AssistError as exc:  # e.g. the model cannot be loaded
+            self._from_thread(self.notify_error, exc)
+            result = Finished("error", exc.message)
+        self._from_thread(self._agent_done, view, result)
+
+    def _agent_done(self, view: AgentView, result: Finished) -> None:
+        self._answering = False
+        view.finish(result)
+        self.query_one(ChatView).scroll_to_end()
+
+    def approve_in_worker(self, request: ApprovalRequest) -> str:
+        """The agent's approver: on the agent's worker thread, it shows `ApprovalScreen` and
+        blocks until the user answers. (`push_screen_wait` needs to run inside the worker's own
+        task, which `call_from_thread` is not, so the answer comes back through a queue.)"""
+        answers: queue.Queue[str | None] = queue.Queue()
+        self._from_thread(self.push_screen, ApprovalScreen(request), answers.put)
+        while self.is_running:
+            with contextlib.suppress(queue.Empty):
+                return answers.get(timeout=0.1) or "no"
+        return "no"  # the app has gone: nothing runs
+
+    def undo_redo(self, *, redo: bool, force: bool = False) -> None:
+        if self.ws is None:
+            self.notify_error(self.open_error or AssistError("no repository", "restart assist"))
+        elif self._answering:
+            self.notify("wait until the agent or the answer is done (Esc stops it)")
+        else:
+            self.restore(redo, force)
+
+    @work(thread=True, exclusive=True, group="undo")
+    def restore(self, redo: bool, force: bool) -> None:
+        assert self.ws is not None
+        checkpoints = self.agent.checkpoints if self.agent else Checkpoints(self.ws.root)
+        try:
+            done = checkpoints.redo(force=force) if redo else checkpoints.undo(force=force)
+        except AssistError as exc:
+            if "force it" in exc.hint:
+                command = f"/{'redo' if redo else 'undo'} --force"
+                exc = AssistError(exc.message, exc.hint.replace("force it", command))
+            self._from_thread(self.notify_error, exc)
+            return
+        self._from_thread(self._restored, done, redo)
+
+    def _restored(self, done: Restored, redo: bool) -> None:
+        files = ", ".join([*done.written, *done.deleted]) or "no files"
+        verb = "redone" if redo else "undone"
+        self.notify(f"{verb}: {files}\nnow at: {done.checkpoint.label}", timeout=6)
+
+    async def ask(self, question: str) -> None:
+        if self.ws is None or self.session is None:
+            self.notify_error(self.open_error or AssistError("no repository", "restart assist"))
+            return
+        if self._answering:
+            self.notify("still answering: Esc stops it", severity="warning")
+            return
+        view = await self.query_one(ChatView).begin(question)
+        view.query_one(SourcesView).collapsed = not self.sources_visible
+        self._answering = True
+        self._cancel = threading.Event()
+        self.answer(question, view, self._cancel)
+
+    @work(thread=True, exclusive=True, group="chat")
+    def answer(self, question: str, view: TurnView, cancel: threading.Event) -> None:
+        assert self.ws is not None and self.session is not None
+        try:
+            model = self.ws.model
+            self._from_thread(self._model_loaded)
+            prepared = self.session.prepare(question, model)
+            self._from_thread(view.show_sources, prepared.sources)
+            pieces: list[str] = []
+            for piece in self.session.stream(prepared, model, cancel):
+                pieces.append(piece)
+                self._from_thread(view.append, piece)
+            turn = self.session.finish(prepared, "".join(pieces), model)
+        except AssistError as exc:
+            self._from_thread(self._answer_failed, view, exc)
+            return
+        self._from_thread(self._answered, view, turn)
+
+    def _model_loaded(self) -> None:
+        assert self.ws is not None
+        model = self.ws.model
+        self.model_state = ModelState(
+            model.name, model.fim_mode, self.model_state.tokens_per_second
+        )
+        self.refresh_status()
+
+    async def _answered(self, view: TurnView, turn: Turn) -> None:
+        self._answering = False
+        await view.finish(turn)
+        self.model_state = ModelState(
+            self.model_state.name, self.model_state.mode, turn.tokens_per_second
+        )
+        self.refresh_status()
+        self.query_one(ChatView).scroll_to_end()
+
+    def _answer_failed(self, view: TurnView, exc: AssistError) -> None:
+        self._answering = False
+        view.fail(exc.message)
+        self.notify_error(exc)
+
+    async def show_turn(self, turn: Turn) -> TurnView:
+        """Show a finished turn (a resumed conversation, or a test's known answer)."""
+        view = await self.query_one(ChatView).begin(turn.question)
+        view.query_one(SourcesView).collapsed = not self.sources_visible
+        await view.finish(turn)
+        return view
+
+    # -- opening locations -----------------------------------------------------------------------
+
+    def on_open_location(self, message: OpenLocation) -> None:
+        if self.ws is None:
+            return
+        try:
+            text = read_preview(self.ws, message.path)
+        except AssistError as exc:
+            self.notify_error(exc)
+            return
+        self.push_screen(PreviewScreen(message.path, text, message.line, message.end_line))
+
+    # -- search ----------------------------------------------------------------------------------
+
+    @on(Input.Changed, "#query")
+    def query_changed(self, event: Input.Changed) -> None:
+        self.search(event.value)
+
+    @on(Input.Submitted, "#query")
+    def query_submitted(self, event: Input.Submitted) -> None:
+        self.query_one(SearchView).open_highlighted()
+
+    def on_key(self, event: Any) -> None:
+        # ↓ from the search box moves into the results, keyboard first.
+        if event.key == "down" and self.focused is not None and self.focused.id == "query":
+            self.query_one("#results", OptionList).focus()
+            event.stop()
+
+    @work(thread=True, exclusive=True, group="search")
+    def search(self, query: str) -> None:
+        from assistant.search import SearchTimings
+
+        if self.ws is None or not query.strip():
+            self._from_thread(self.query_one(SearchView).show_hits, [], "")
+            return
+        timings = SearchTimings()
+        try:
+            hits = self.ws.search(query, timings=timings)
+        except AssistError as exc:
+            self._from_thread(self.notify_error, exc)
+            return
+        if not get_current_worker().is_cancelled:  # a newer query has taken over
+            note = "; ".join(timings.notes)
+            self._from_thread(self.query_one(SearchView).show_hits, hits, note)
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        keys = [(b.key, b.description) for b in self._bindings_for_help()]
+        self.push_screen(HelpScreen(keys, CHAT_COMMANDS))
+
+    def _bindings_for_help(self) -> list[Binding]:
+        extra = [
+            Binding("enter", "", "send the question / open the selected result or citation"),
+            Binding("ctrl+p", "", "command palette: every action"),
+            Binding("ctrl+q", "", "quit"),
+            Binding("tab", "", "move focus"),
+        ]
+        return [b for b in self.BINDINGS if isinstance(b, Binding)] + extra
+
+    def action_show_chat(self) -> None:
+        self.query_one("#tabs", TabbedContent).active = "chat-tab"
+        self.query_one("#ask", Input).focus()
+
+    def action_show_search(self) -> None:
+        self.query_one("#tabs", TabbedContent).active = "search-tab"
+        self.query_one("#query", Input).focus()
+
+    def action_toggle_sources(self) -> None:
+        self.sources_visible = not self.sources_visible
+        self.query_one(ChatView).set_sources_visible(self.sources_visible)
+
+    def action_stop(self) -> None:
+        if self._cancel is not None and self._answering:
+            self._cancel.set()
+
+    def action_new_chat(self) -> None:
+        if self.ws is None:
+            return
+        self.action_stop()
+        self.session = ChatSession(self.ws)
+        self.query_one(ChatView).clear()
+        self.notify("new conversation", timeout=2)
+
+    async def action_resume_chat(self) -> None:
+        if self.ws is None:
+            return
+        try:
+            session = ChatSession.resume(self.ws)
+        except AssistError as exc:
+            self.notify_error(exc)
+            return
+        if not session.turns:
+            self.notify("no saved conversation yet", timeout=3)
+            return
+        self.action_stop()
+        self.session = session
+        self.query_one(ChatView).clear()
+        for turn in session.turns:
+            await self.show_turn(turn)
+        self.notify(f"resumed {len(session.turns)} turns", timeout=3)
+
+    def action_reindex(self) -> None:
+        if self.ws is not None:
+            self.run_index()
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Chat", "Go to the chat and its input (F2)", self.action_show_chat)
+        yield SystemCommand("Search", "Search the index (F3)", self.action_show_search)
+        yield SystemCommand(
+            "Toggle sources", "Show the chunks sent with each question (F4)",
+            self.action_toggle_sources,
+        )  # fmt: skip
+        yield SystemCommand("Stop answer", "Stop the answer or the agent (Esc)", self.action_stop)
+        yield SystemCommand("New conversation", "Start over (Ctrl+N)", self.action_new_chat)
+        yield SystemCommand(
+            "Resume conversation", "Load the latest saved one (Ctrl+R)", self.action_resume_chat
+        )
+        yield SystemCommand("Re-index", "Bring the index up to date (F5)", self.action_reindex)
+        yield SystemCommand("Keys", "Every key and chat command (F1)", self.action_help)

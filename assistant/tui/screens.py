@@ -1,0 +1,93 @@
+"""Modal screens: the code preview that citations and search results open, and the key help."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.syntax import Syntax
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown, Static
+
+from assistant.languages import language_for_path
+
+# Lexer names rich (pygments) knows for our grammar names, where they differ.
+_LEXERS = {"c_sharp": "csharp", "tsx": "tsx", "bash": "bash"}
+PREVIEW_CONTEXT = 6
+"""Lines shown above the cited line when the preview opens."""
+
+
+def lexer_for(path: str) -> str:
+    language = language_for_path(path) or "text"
+    return _LEXERS.get(language, language)
+
+
+class PreviewScreen(ModalScreen[None]):
+    """A file with the cited lines highlighted, scrolled so they are in view."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "dismiss", "Close preview")]
+
+    def __init__(self, path: str, text: str, line: int, end_line: int | None = None) -> None:
+        super().__init__()
+        self.path = path
+        self.text = text
+        self.line = max(1, line)
+        self.end_line = max(self.line, end_line or self.line)
+
+    def compose(self) -> ComposeResult:
+        lines = range(self.line, self.end_line + 1)
+        syntax = Syntax(
+            self.text,
+            lexer_for(self.path),
+            line_numbers=True,
+            highlight_lines=set(lines),
+            theme="monokai",
+            word_wrap=False,
+            indent_guides=False,
+        )
+        with Vertical(id="preview-box"):
+            yield Static(
+                f"[b]{self.path}:{self.line}[/b]  [dim](Esc to close)[/dim]", id="preview-title"
+            )
+            with VerticalScroll(id="preview-scroll"):
+                yield Static(syntax, id="preview-code")
+
+    def on_mount(self) -> None:
+        scroll = self.query_one("#preview-scroll", VerticalScroll)
+        scroll.focus()
+        self.call_after_refresh(
+            scroll.scroll_to, y=max(0, self.line - 1 - PREVIEW_CONTEXT), animate=False
+        )
+
+    async def action_dismiss(self, result: None = None) -> None:
+        self.dismiss(result)
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key and chat command, one table."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,f1", "dismiss", "Close help")]
+
+    def __init__(self, keys: list[tuple[str, str]], commands: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.keys = keys
+        self.commands = commands
+
+    def compose(self) -> ComposeResult:
+        rows = "\n".join(f"| `{k}` | {what} |" for k, what in self.keys)
+        cmds = "\n".join(f"| `{c}` | {what} |" for c, what in self.commands)
+        text = (
+            "# Keys\n\n| key | action |\n|---|---|\n"
+            f"{rows}\n\n"
+            "# Chat commands\n\n| type | does |\n|---|---|\n"
+            f"{cmds}\n\n"
+            "Ctrl+P opens the command palette with every action. The mouse works too: click a "
+            "tab, a result or a citation. Esc or q closes this help."
+        )
+        with VerticalScroll(id="help-box"):
+            yield Markdown(text, id="help-text")
+
+    async def action_dismiss(self, result: None = None) -> None:
+        self.dismiss(result)

@@ -1,0 +1,349 @@
+"""The widgets of the main screen: chat turns, search results, and the status bar.
+
+Views only show what the core returns; opening a location is a message the app handles
+(`OpenLocation`), so citations and search results share one path through the privacy check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import Collapsible, Input, Markdown, OptionList, Static
+from textual.widgets.markdown import MarkdownStream
+from textual.widgets.option_list import Option
+
+from assistant.agent import (
+    CallInvalid,
+    CallMade,
+    Decided,
+    Event,
+    Finished,
+    StepStarted,
+    ToolResult,
+)
+from assistant.agent_tools import visible
+from assistant.chat import Citation, Source, Turn
+from assistant.search import Hit
+from assistant.tui.screens import lexer_for
+
+
+class OpenLocation(Message):
+    """Show `path` at `line` in the preview."""
+
+    def __init__(self, path: str, line: int, end_line: int | None = None) -> None:
+        super().__init__()
+        self.path = path
+        self.line = line
+        self.end_line = end_line
+
+
+@dataclass(frozen=True)
+class IndexState:
+    files: int = 0
+    symbols: int = 0
+    chunks: int = 0
+    vectors: int = 0
+    watcher: str = "off"
+    indexing: str = ""
+    """What indexing is doing now (`parse 12/40`), empty when idle."""
+
+
+@dataclass(frozen=True)
+class ModelState:
+    name: str = "not loaded"
+    mode: str = ""
+    tokens_per_second: float | None = None
+
+
+def status_text(index: IndexState | None, model: ModelState) -> Text:
+    text = Text()
+    if index is None:
+        text.append("no repository", style="bold red")
+    else:
+        text.append("index ", style="bold")
+        text.append(
+            f"{index.files} files · {index.symbols} symbols · "
+            f"vectors {index.vectors}/{index.chunks} · watcher {index.watcher}"
+        )
+        if index.indexing:
+            text.append(f" · {index.indexing}", style="yellow")
+    text.append("  │  ", style="dim")
+    text.append("model ", style="bold")
+    text.append(model.name)
+    if model.mode:
+        fim = "FIM" if model.mode.startswith("fim") else "emulated"
+        text.append(f" · {fim}")
+    if model.tokens_per_second is not None:
+        text.append(f" · {model.tokens_per_second:.1f} tok/s")
+    return text
+
+
+class StatusBar(Static):
+    """Index and model state, one line at the bottom."""
+
+    def show(self, index: IndexState | None, model: ModelState) -> None:
+        self.update(status_text(index, model))
+
+
+# -- chat --------------------------------------------------------------------------------------
+
+
+class LocationList(OptionList):
+    """Citations and sources of one answer; Enter or a click opens the preview."""
+
+    def __init__(self, *, id: str | None = None, classes: str = "") -> None:
+        super().__init__(id=id, classes=classes)
+        self.locations: list[tuple[str, int, int]] = []
+
+    def set_locations(self, turn: Turn) -> None:
+        self.clear_options()
+        self.locations = []
+        by_n = {s.n: s for s in turn.sources}
+        for c in turn.citations:
+            self._add(c, by_n.get(c.source) if c.source is not None else None)
+        for s in turn.sources:
+            label = Text.assemble(
+                (f"[{s.n}] ", "bold"),
+                (f"{s.path}:{s.start_line}-{s.end_line}", "cyan"),
+                f"  {s.kind}  {s.name}",
+                (f"  ({s.reason}, {s.tokens} tokens)", "dim"),
+            )
+            self.locations.append((s.path, s.start_line, s.end_line))
+            self.add_option(Option(label))
+        self.display = bool(self.locations)
+        if self.locations:
+            self.highlighted = 0
+
+    def _add(self, c: Citation, source: Source | None) -> None:
+        note = f"in [{source.n}] {source.name}" if source else "not among the sources sent"
+        label = Text.assemble(("cited ", "bold green"), (c.location, "cyan"), (f"  {note}", "dim"))
+        self.locations.append((c.path, c.line, c.end_line))
+        self.add_option(Option(label))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        path, line, end = self.locations[event.option_index]
+        self.post_message(OpenLocation(path, line, end))
+
+
+class SourcesView(Collapsible):
+    """Exactly the chunks that went into the prompt, each with its location and text."""
+
+    def __init__(self) -> None:
+        super().__init__(title="Sources sent to the model", collapsed=True, classes="sources")
+
+    def set_sources(self, sources: list[Source]) -> None:
+        total = sum(s.tokens for s in sources)
+        chunks = "1 chunk" if len(sources) == 1 else f"{len(sources)} chunks"
+        self.title = f"Sources sent to the model: {chunks}, {total} tokens"
+        body = self.query_one(Collapsible.Contents)
+        body.remove_children()
+        if not sources:
+            body.mount(Static("No indexed code matched; the model answered without context."))
+        for s in sources:
+            body.mount(
+                Static(Text(f"[{s.n}] {s.path}:{s.start_line}-{s.end_line}  {s.kind} {s.name}")),
+                Static(
+                    Syntax(s.text, lexer_for(s.path), line_numbers=True, start_line=s.start_line),
+                    classes="source-code",
+                ),
+            )
+
+
+class TurnView(Vertical):
+    """One question and its streamed answer, sources and citations."""
+
+    def __init__(self, question: str) -> None:
+        super().__init__(classes="turn")
+        self.question = question
+        self.answer = Markdown("", classes="answer")
+        self.stream: MarkdownStream | None = None
+        self.text = ""
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text.assemble(("› ", "bold magenta"), self.question), classes="question")
+        yield SourcesView()
+        yield self.answer
+        yield Static("", classes="turn-note")
+        yield LocationList(classes="locations")
+
+    def on_mount(self) -> None:
+        self.query_one(LocationList).display = False
+
+    def show_sources(self, sources: list[Source]) -> None:
+        self.query_one(SourcesView).set_sources(sources)
+
+    async def append(self, piece: str) -> None:
+        if self.stream is None:
+            self.stream = Markdown.get_stream(self.answer)
+        self.text += piece
+        await self.stream.write(piece)
+
+    async def finish(self, turn: Turn) -> None:
+        if self.stream is not None:
+            await self.stream.stop()
+            self.stream = None
+        if turn.answer != self.text or not turn.answer:
+            await self.answer.update(turn.answer or "*(empty answer)*")
+        self.text = turn.answer
+        note = self.query_one(".turn-note", Static)
+        if turn.stopped_by == "cancel":
+            note.update(Text("(stopped)", style="yellow"))
+        if not self.query_one(SourcesView).title.startswith("Sources sent to the model:"):
+            self.show_sources(turn.sources)
+        self.query_one(LocationList).set_locations(turn)
+
+    def fail(self, message: str) -> None:
+        self.query_one(".turn-note", Static).update(Text(message, style="red"))
+
+
+def agent_line(event: Event) -> tuple[str, str] | None:
+    """One line of the agent's log for `event` (None: not shown). Model text stays plain."""
+    if isinstance(event, StepStarted):
+        return f"step {event.step}", "dim"
+    if isinstance(event, CallMade) and event.call.tool != "final":
+        args = ", ".join(f"{k}={str(v)[:60]!r}" for k, v in event.call.args.items())
+        return visible(f"{event.call.tool}({args})"), "bold cyan"
+    if isinstance(event, CallInvalid):
+        return visible(f"invalid call: {event.error}"), "yellow"
+    if isinstance(event, Decided):
+        return f"{event.answer}: {visible(event.request.summary)}", (
+            "red" if event.answer == "no" else "green"
+        )
+    if isinstance(event, ToolResult):
+        lines = visible(event.text).splitlines() or [""]
+        more = f"\n… {len(lines) - 8} more lines" if len(lines) > 8 else ""
+        undo = "\n(checkpointed: /undo reverts it)" if event.checkpoint is not None else ""
+        return "\n".join(lines[:8]) + more + undo, "" if event.ok else "red"
+    return None
+
+
+class AgentView(Vertical):
+    """One agent task: calls, approvals and results as they happen, then the final answer."""
+
+    def __init__(self, task: str) -> None:
+        super().__init__(classes="turn")
+        self.agent_task = task
+        self.lines: list[str] = []
+        self.result: Finished | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(
+            Text.assemble(("agent › ", "bold magenta"), self.agent_task), classes="question"
+        )
+
+    def show(self, event: Event) -> None:
+        line = agent_line(event)
+        if line is not None:
+            self.show_note(*line)
+
+    def finish(self, result: Finished) -> None:
+        self.result = result
+        if result.reason == "answer":
+            self.mount(Markdown(result.text or "*(empty answer)*", classes="answer"))
+        else:
+            self.show_note(f"agent {result.reason}: {result.text}", "yellow")
+
+    def show_note(self, text: str, style: str) -> None:
+        self.lines.append(text)
+        self.mount(Static(Text(text, style=style), classes="turn-note"))
+
+
+class ChatView(Vertical):
+    """The conversation above, the question input below."""
+
+    def compose(self) -> ComposeResult:
+        yield VerticalScroll(id="messages")
+        yield Input(
+            placeholder="Ask about the code: Enter sends, Esc stops, /help lists commands",
+            id="ask",
+        )
+
+    async def begin(self, question: str) -> TurnView:
+        view = TurnView(question)
+        messages = self.query_one("#messages", VerticalScroll)
+        await messages.mount(view)
+        messages.scroll_end(animate=False)
+        return view
+
+    async def add(self, widget: Vertical) -> None:
+        messages = self.query_one("#messages", VerticalScroll)
+        await messages.mount(widget)
+        messages.scroll_end(animate=False)
+
+    def clear(self) -> None:
+        self.query_one("#messages", VerticalScroll).remove_children()
+
+    def scroll_to_end(self) -> None:
+        self.query_one("#messages", VerticalScroll).scroll_end(animate=False)
+
+    def set_sources_visible(self, visible: bool) -> None:
+        for view in self.query(SourcesView):
+            view.collapsed = not visible
+
+
+# -- search ------------------------------------------------------------------------------------
+
+
+def hit_label(hit: Hit) -> Text:
+    return Text.assemble(
+        (f"{hit.path}:{hit.start_line}", "cyan"), f"  {hit.kind}  ", (hit.name, "bold")
+    )
+
+
+class SearchView(Vertical):
+    """Type to search; results on the left, the highlighted one's code on the right."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.hits: list[Hit] = []
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="Search the code (hybrid): type, ↓ to the results", id="query")
+        with Horizontal(id="search-body"):
+            yield OptionList(id="results")
+            with VerticalScroll(id="snippet-box"):
+                yield Static("", id="snippet")
+
+    def show_hits(self, hits: list[Hit], note: str = "") -> None:
+        self.hits = hits
+        results = self.query_one("#results", OptionList)
+        results.clear_options()
+        results.add_options([Option(hit_label(h)) for h in hits])
+        if hits:
+            results.highlighted = 0
+            self.show_snippet(0)
+        else:
+            self.query_one("#snippet", Static).update(Text(note or "no results", style="dim"))
+
+    def show_snippet(self, index: int) -> None:
+        if not 0 <= index < len(self.hits):
+            return
+        hit = self.hits[index]
+        code = Syntax(
+            hit.snippet, lexer_for(hit.path), line_numbers=True, start_line=hit.start_line
+        )
+        self.query_one("#snippet", Static).update(code)
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option_list.id == "results":
+            self.show_snippet(event.option_index)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_list.id == "results":
+            event.stop()
+            self.open(event.option_index)
+
+    def open(self, index: int) -> None:
+        if 0 <= index < len(self.hits):
+            hit = self.hits[index]
+            self.post_message(OpenLocation(hit.path, hit.start_line, hit.end_line))
+
+    def open_highlighted(self) -> None:
+        highlighted = self.query_one("#results", OptionList).highlighted
+        self.open(highlighted if highlighted is not None else 0)

@@ -1,0 +1,230 @@
+"""The pre-commit hook on real git repositories: real `git commit`, real `pre-commit`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from assistant import git_hook
+from assistant.errors import AssistError
+
+VENV_BIN = str(Path(sys.executable).parent)
+UNDOCUMENTED = "def add(a, b):\n    return a + b\n"
+
+
+@pytest.fixture
+def env(tmp_path: Path, make_gguf: Callable[..., Path]) -> dict[str, str]:
+    """A git-and-assist environment: no user config, a tiny FIM model, fixed identities."""
+    home = tmp_path / "home"
+    home.mkdir()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ASSIST_", "GIT_"))}
+    return {
+        **clean,
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / "xdg"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+        "PATH": VENV_BIN + os.pathsep + clean.get("PATH", ""),
+        "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-cache"),
+        "ASSIST_MODEL": str(make_gguf(family="qwen", metadata=True, favorite="a")),
+        "ASSIST_DOCSTRING_MAX_TOKENS": "8",
+    }
+
+
+def git(root: Path, env: dict[str, str], *args: str, check: bool = True) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, env=env, timeout=120
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"git {args} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout + done.stderr
+
+
+def commit(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "-C", str(root), "commit", "-q", "-m", "change", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def repo(tmp_path: Path, env: dict[str, str]) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, env, "init", "-q")
+    (root / "calc.py").write_text(
+        '"""Calculator."""\n\n\ndef one():\n    """One."""\n    return 1\n'
+    )
+    git(root, env, "add", ".")
+    git(root, env, "commit", "-q", "-m", "init")
+    return root
+
+
+def install(root: Path, env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "assistant", "hook", "install"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_install_refuses_a_foreign_hook_and_uninstall_keeps_it(repo: Path) -> None:
+    hook = repo / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\necho theirs\n")
+    with pytest.raises(AssistError, match="not written by assist"):
+        git_hook.install(repo)
+    with pytest.raises(AssistError, match="not written by assist"):
+        git_hook.uninstall(repo)
+    assert hook.read_text() == "#!/bin/sh\necho theirs\n"
+    assert git_hook.install(repo, force=True) == hook
+    assert git_hook.MARKER in hook.read_text() and os.access(hook, os.X_OK)
+    assert git_hook.install(repo) == hook  # ours: reinstalling is fine
+    assert git_hook.uninstall(repo) == hook and not hook.exists()
+    assert git_hook.uninstall(repo) is None
+
+
+def test_hook_documents_staged_symbols_and_fails_the_commit_once(
+    repo: Path, env: dict[str, str]
+) -> None:
+    install(repo, env)
+    (repo / "calc.py").write_text((repo / "calc.py").read_text() + "\n\n" + UNDOCUMENTED)
+    git(repo, env, "add", "calc.py")
+    first = commit(repo, env)
+    assert first.returncode == 1, first.stderr
+    assert "wrote docstrings into calc.py" in first.stderr
+    expected = '\n\ndef add(a, b):\n    """Aaaaaaaa."""\n    return a + b\n'
+    assert git(repo, env, "show", ":calc.py").endswith(expected)  # staged
+    assert (repo / "calc.py").read_text().endswith(expected)  # and in the work tree
+    assert "docstring" not in git(repo, env, "log", "--format=%s")
+    second = commit(repo, env)  # the second run finds nothing to do
+    assert second.returncode == 0, second.stderr
+    assert git(repo, env, "show", "HEAD:calc.py").endswith(expected)
+    assert git(repo, env, "status", "--porcelain") == ""
+
+
+def test_partially_staged_file_keeps_its_unstaged_hunk(repo: Path, env: dict[str, str]) -> None:
+    env = {**env, "ASSIST_DOCSTRING_HOOK_FAIL_ON_CHANGE": "false"}
+    install(repo, env)
+    calc = repo / "calc.py"
+    staged = calc.read_text() + "\n\n" + UNDOCUMENTED
+    calc.write_text(staged)
+    git(repo, env, "add", "calc.py")
+    # An unstaged change away from `add`.
+    worktree = staged.replace('"""Calculator."""', '"""Calculator, unstaged."""')
+    calc.write_text(worktree)
+    done = commit(repo, env)
+    assert done.returncode == 0, done.stderr
+    committed = git(repo, env, "show", "HEAD:calc.py")
+    assert '    """Aaaaaaaa."""\n    return a + b' in committed
+    assert "unstaged" not in committed  # never committed
+    now = calc.read_text()
+    assert "Calculator, unstaged." in now  # never lost
+    assert '    """Aaaaaaaa."""\n    return a + b' in now  # the doc is in the work tree too
+    added = [ln for ln in git(repo, env, "diff").splitlines() if ln.startswith("+")]
+    assert added == ["+++ b/calc.py", '+"""Calculator, unstaged."""']  # only the unstaged line
+
+
+def test_a_symbol_next_to_an_unstaged_hunk_is_left_alone(repo: Path, env: dict[str, str]) -> None:
+    env = {**env, "ASSIST_DOCSTRING_HOOK_FAIL_ON_CHANGE": "false"}
+    install(repo, env)
+    calc = repo / "calc.py"
+    calc.write_text(calc.read_text() + "\n\n" + UNDOCUMENTED)
+    git(repo, env, "add", "calc.py")
+    calc.write_text(calc.read_text().replace("    return a + b", "    return a + b  # sum"))
+    before = calc.read_text()
+    done = commit(repo, env)
+    assert done.returncode == 0, done.stderr
+    assert "unstaged changes next to it" in done.stderr
+    assert calc.read_text() == before
+    assert git(repo, env, "show", "HEAD:calc.py").endswith(UNDOCUMENTED)
+
+
+@pytest.mark.parametrize("how", [["-a"], ["calc.py"]])
+def test_commit_all_and_commit_paths_use_the_temporary_index(
+    repo: Path, env: dict[str, str], how: list[str]
+) -> None:
+    env = {**env, "ASSIST_DOCSTRING_HOOK_FAIL_ON_CHANGE": "false"}
+    install(repo, env)
+    (repo / "calc.py").write_text((repo / "calc.py").read_text() + "\n\n" + UNDOCUMENTED)
+    done = commit(repo, env, *how)  # nothing staged in .git/index: git builds a temporary one
+    assert done.returncode == 0, done.stderr
+    assert '    """Aaaaaaaa."""\n    return a + b' in git(repo, env, "show", "HEAD:calc.py")
+    assert '    """Aaaaaaaa."""' in (repo / "calc.py").read_text()
+    assert git(repo, env, "status", "--porcelain") == ""  # the real index has the docs too
+
+
+def test_a_staged_file_that_does_not_parse_is_committed_untouched(
+    repo: Path, env: dict[str, str]
+) -> None:
+    install(repo, env)
+    broken = "def add(a, b):\n    return a +\n"
+    (repo / "bad.py").write_text(broken)
+    git(repo, env, "add", "bad.py")
+    done = commit(repo, env)
+    assert done.returncode == 0, done.stderr
+    assert "does not parse" in done.stderr
+    assert git(repo, env, "show", "HEAD:bad.py") == broken
+
+
+def test_nothing_to_document_loads_no_model_and_is_quick(repo: Path, env: dict[str, str]) -> None:
+    env = {**env, "ASSIST_MODEL": str(repo / "no-such-model.gguf")}  # loading it would fail
+    install(repo, env)
+    (repo / "calc.py").write_text((repo / "calc.py").read_text() + "\n# a comment\n")
+    git(repo, env, "add", "calc.py")
+    start = time.perf_counter()
+    done = commit(repo, env)
+    elapsed = time.perf_counter() - start
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    print(f"commit with the hook: {elapsed:.2f} s")  # measured in bench/, not asserted here
+
+
+def test_the_pre_commit_framework_runs_the_shipped_manifest(
+    repo: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    # The hook repository holds the real .pre-commit-hooks.yaml of this project. Its
+    # `language: python` would pip-install assist (and compile llama-cpp-python) into a fresh
+    # venv; the config overrides only the language, so the manifest's entry, file types and
+    # id run for real with the `assist` already on PATH.
+    hooks_repo = tmp_path / "hooks-repo"
+    hooks_repo.mkdir()
+    manifest = Path(__file__).parent.parent / ".pre-commit-hooks.yaml"
+    shutil.copy(manifest, hooks_repo / ".pre-commit-hooks.yaml")
+    git(hooks_repo, env, "init", "-q")
+    git(hooks_repo, env, "add", ".")
+    git(hooks_repo, env, "commit", "-q", "-m", "hooks")
+    rev = git(hooks_repo, env, "rev-parse", "HEAD").strip()
+    (repo / ".pre-commit-config.yaml").write_text(
+        f"repos:\n- repo: {hooks_repo}\n  rev: {rev}\n  hooks:\n"
+        "  - id: assist-docstring\n    language: unsupported\n"
+    )
+    git(repo, env, "add", ".pre-commit-config.yaml")
+    git(repo, env, "commit", "-q", "-m", "pre-commit config")
+    pre_commit = str(Path(VENV_BIN) / "pre-commit")
+    subprocess.run([pre_commit, "install"], cwd=repo, env=env, check=True, capture_output=True)
+    (repo / "calc.py").write_text((repo / "calc.py").read_text() + "\n\n" + UNDOCUMENTED)
+    (repo / "notes.txt").write_text("not code\n")
+    git(repo, env, "add", "calc.py", "notes.txt")
+    first = commit(repo, env)
+    assert first.returncode == 1, first.stdout + first.stderr
+    output = first.stdout + first.stderr  # git hands the hook's stdout on to stderr
+    assert "assist docstring" in output and "Failed" in output
+    assert "wrote docstrings into calc.py" in output
+    assert '    """Aaaaaaaa."""' in (repo / "calc.py").read_text()
+    assert '    """Aaaaaaaa."""' in git(repo, env, "show", ":calc.py")  # staged as well
+    second = commit(repo, env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert '    """Aaaaaaaa."""' in git(repo, env, "show", "HEAD:calc.py")

@@ -1,0 +1,282 @@
+"""The TUI driven with Textual's Pilot on a real git repository, a real SQLite index and a tiny
+real llama.cpp model; SVG snapshots of the main screens.
+
+The tiny model writes junk ("aaaa"), never a `path:line`, so opening a citation is tested by
+showing a finished answer with real text (`show_turn`); asking, streaming, the sources sent and
+opening a source use the real model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_chat import FILES, make_repo
+from textual.pilot import Pilot
+from textual.widgets import Input, OptionList
+from tiny_gguf import CHATML, write_tiny_gguf
+
+from assistant.chat import ChatSession, Source, Turn, map_citations
+from assistant.tui.app import AssistApp
+from assistant.tui.screens import HelpScreen, PreviewScreen
+from assistant.tui.views import LocationList, SearchView, StatusBar, TurnView
+from assistant.workspace import Workspace
+
+SIZE = (110, 32)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def tui_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # A fixed file name: the status bar shows it, and snapshots must not depend on test order.
+    path = tmp_path_factory.mktemp("tui") / "tiny-chat.gguf"
+    return write_tiny_gguf(
+        path, family="qwen", metadata=True, chat_template=CHATML, favorite="a", context_length=8192
+    )
+
+
+def open_ws(root: Path, env: dict[str, str], gguf: Path, max_tokens: int = 12) -> Workspace:
+    overrides: dict[str, dict[str, Any]] = {
+        "model": {"path": str(gguf), "temperature": 0.0, "n_ctx": 8192},
+        "chat": {"max_tokens": max_tokens},
+        "index": {"vectors": False},
+    }
+    return Workspace.open(root, overrides=overrides, env=env)
+
+
+@pytest.fixture
+def ws(tmp_path: Path, isolated_env: dict[str, str], tui_gguf: Path) -> Workspace:
+    w = open_ws(make_repo(tmp_path / "repo"), isolated_env, tui_gguf)
+    list(w.index())
+    return w
+
+
+async def wait_for(pilot: Pilot[Any], cond: Callable[[], object], timeout: float = 20.0) -> None:
+    """Pause the app until `cond()` holds; bounded, never a bare sleep."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {cond}")
+        await pilot.pause(0.05)
+
+
+def status(app: AssistApp) -> str:
+    return str(app.query_one(StatusBar).render())
+
+
+async def type_text(pilot: Pilot[Any], text: str) -> None:
+    await pilot.press(*[{" ": "space"}.get(c, c) for c in text])
+
+
+@pytest.mark.anyio
+async def test_start_focuses_the_chat_input_and_shows_the_index(ws: Workspace) -> None:
+    app = AssistApp(workspace=ws, watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.focused is not None and app.focused.id == "ask"
+        assert "3 files" in status(app) and "watcher off" in status(app)
+        assert "tiny-chat" in status(app)
+
+
+@pytest.mark.anyio
+async def test_ask_streams_an_answer_lists_sources_and_opens_one(ws: Workspace) -> None:
+    app = AssistApp(workspace=ws, watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_text(pilot, "where is upload_file?")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.query(TurnView) and not app._answering)
+        view = app.query_one(TurnView)
+        assert view.question == "where is upload_file?"
+        assert view.text.strip()  # the tiny model's streamed junk arrived
+        assert "tok/s" in status(app) and "emulated" in status(app)
+        sources = app.query_one(LocationList)
+        assert sources.display and sources.option_count >= 1
+        assert app.session is not None and app.session.turns[0].answer == view.text
+        # The sources toggle shows exactly what was sent.
+        await pilot.press("f4")
+        assert app.sources_visible
+        assert "UploadClient.upload_file" in str(app.query_one(".sources").title) or any(
+            "UploadClient.upload_file" in s.name for s in app.session.turns[0].sources
+        )
+        sources.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, PreviewScreen))
+        assert isinstance(app.screen, PreviewScreen)
+        first = app.session.turns[0].sources[0]
+        assert (app.screen.path, app.screen.line) == (first.path, first.start_line)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, PreviewScreen)
+
+
+def known_turn() -> Turn:
+    """A finished answer with real citations, as a capable model would write it."""
+    text = FILES["uploads/client.py"].split("\n")
+    source = Source(1, "uploads/client.py", "UploadClient.upload_file", "method", 9, 12, 1,
+                    "named", 40, "\n".join(text[8:12]))  # fmt: skip
+    answer = (
+        "`upload_file` reads the file and posts its bytes (uploads/client.py:11).\n\n"
+        "Retries happen in `retry_failed_uploads` (uploads/client.py:14), up to `MAX_RETRIES`."
+    )
+    return Turn("how are files uploaded?", answer, [source], map_citations(answer, [source]),
+                model="tiny-chat", created=0.0)  # fmt: skip
+
+
+@pytest.mark.anyio
+async def test_a_citation_opens_the_preview_at_its_line(ws: Workspace) -> None:
+    app = AssistApp(workspace=ws, watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        view = await app.show_turn(known_turn())
+        locations = view.query_one(LocationList)
+        assert [loc[:2] for loc in locations.locations] == [
+            ("uploads/client.py", 11),
+            ("uploads/client.py", 14),
+            ("uploads/client.py", 9),
+        ]
+        locations.focus()
+        await pilot.press("down", "enter")  # the second citation: line 14, outside the source
+        await wait_for(pilot, lambda: isinstance(app.screen, PreviewScreen))
+        screen = app.screen
+        assert isinstance(screen, PreviewScreen)
+        assert (screen.path, screen.line) == ("uploads/client.py", 14)
+        assert "retry_failed_uploads" in screen.text
+
+
+@pytest.mark.anyio
+async def test_search_as_you_type_and_open_a_result(ws: Workspace) -> None:
+    app = AssistApp(workspace=ws, watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f3")
+        assert app.focused is not None and app.focused.id == "query"
+        await type_text(pilot, "formatPrice")
+        search = app.query_one(SearchView)
+        await wait_for(pilot, lambda: search.hits and search.hits[0].name == "formatPrice")
+        await pilot.press("down")
+        assert app.focused is app.query_one("#results", OptionList)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, PreviewScreen))
+        assert isinstance(app.screen, PreviewScreen)
+        # The chunk starts at the comment above the function.
+        assert (app.screen.path, app.screen.line) == ("web/format.js", 1)
+
+
+@pytest.mark.anyio
+async def test_first_run_indexes_in_a_worker_while_typing_works(
+    tmp_path: Path, isolated_env: dict[str, str], tui_gguf: Path
+) -> None:
+    w = open_ws(make_repo(tmp_path / "fresh"), isolated_env, tui_gguf)
+    assert not w.has_index()
+    app = AssistApp(workspace=w, watch=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_text(pilot, "hello")  # typing is not blocked by the index worker
+        assert app.query_one("#ask", Input).value == "hello"
+        await wait_for(pilot, lambda: "3 files" in status(app))
+        await wait_for(pilot, lambda: "watcher on" in status(app))
+        assert w.has_index()
+
+
+@pytest.mark.anyio
+async def test_not_a_repository_is_a_notification_with_the_fix(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    app = AssistApp(str(plain), watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        notes = [n.message for n in app._notifications]
+        assert any("not a git repository" in n and "git init" in n for n in notes)
+        assert "no repository" in status(app)
+        await type_text(pilot, "hi")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not app.query(TurnView)
+    assert not (plain / ".assist").exists()  # nothing written where nobody asked
+
+
+@pytest.mark.anyio
+async def test_stop_key_cancels_a_long_answer(
+    tmp_path: Path, isolated_env: dict[str, str], tui_gguf: Path
+) -> None:
+    w = open_ws(make_repo(tmp_path / "repo"), isolated_env, tui_gguf, max_tokens=6000)
+    list(w.index())
+    app = AssistApp(workspace=w, watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_text(pilot, "upload_file")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.query(TurnView) and app.query_one(TurnView).text)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not app._answering)
+        assert app.session is not None
+        turn = app.session.turns[0]
+        assert turn.stopped_by == "cancel" and turn.generated_tokens < 6000
+
+
+@pytest.mark.anyio
+async def test_help_palette_and_slash_commands(ws: Workspace) -> None:
+    ChatSession(ws).ask("what does formatPrice do?")
+    app = AssistApp(workspace=ws, watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await type_text(pilot, "/resume")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: len(app.query(TurnView)) == 1)
+        assert app.query_one(TurnView).question == "what does formatPrice do?"
+        await type_text(pilot, "/agent refactor")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert any("agent mode" in n.message for n in app._notifications)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"Chat", "Search", "Toggle sources", "Stop answer", "Keys"} <= set(titles)
+
+
+# -- snapshots ---------------------------------------------------------------------------------
+
+
+def test_snapshot_chat_with_a_cited_answer(snap_compare: Any, ws: Workspace) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, AssistApp)
+        await app.show_turn(known_turn())
+        await pilot.pause()
+
+    assert snap_compare(AssistApp(workspace=ws, watch=False), terminal_size=SIZE,
+                        run_before=run_before)  # fmt: skip
+
+
+def test_snapshot_search(snap_compare: Any, ws: Workspace) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        await pilot.press("f3")
+        await type_text(pilot, "upload")
+        search = app.query_one(SearchView)
+        await wait_for(pilot, lambda: len(search.hits) >= 2)
+        await pilot.pause()
+
+    assert snap_compare(AssistApp(workspace=ws, watch=False), terminal_size=SIZE,
+                        run_before=run_before)  # fmt: skip
+
+
+def test_snapshot_preview(snap_compare: Any, ws: Workspace) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, AssistApp)
+        view = await app.show_turn(known_turn())
+        view.query_one(LocationList).focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, PreviewScreen))
+        await pilot.pause()
+
+    assert snap_compare(AssistApp(workspace=ws, watch=False), terminal_size=SIZE,
+                        run_before=run_before)  # fmt: skip
+
+
+def test_snapshot_help(snap_compare: Any, ws: Workspace) -> None:
+    assert snap_compare(AssistApp(workspace=ws, watch=False), terminal_size=SIZE, press=["f1"])
