@@ -176,7 +176,9 @@ def main() -> None:
     model = LocalModel.load(embedded_model_path(), ModelSettings(temperature=0.0))
     report: dict[str, object] = {"model": model.name, "fim_mode": model.fim_mode}
     with tempfile.TemporaryDirectory() as tmp:
-        corpora = sorted(p for p in args.corpora.iterdir() if p.is_dir())
+        corpora = sorted(
+            p for p in args.corpora.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
         effects: dict[str, object] = {}
         for src in corpora:
             started = time.perf_counter()
