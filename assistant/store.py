@@ -238,11 +238,16 @@ class Store:
         if len(keywords) != len(chunks):
             keywords = [fts_columns(c.qualified_name, path, c.signature, c.doc, c.text)
                         for c in chunks]  # fmt: skip
-        for c, columns in zip(chunks, keywords, strict=True):
-            cur = self.db.execute(
-                "INSERT INTO chunks(file_id, name, qualified_name, kind, start_line, end_line,"
-                " symbol_start, signature, doc, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        # Ids come from AUTOINCREMENT's own counter, so a deleted chunk's id (an HNSW label)
+        # is never reused; explicit ids let both tables be written with executemany.
+        row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'").fetchone()
+        first = (int(row[0]) if row else 0) + 1
+        self.db.executemany(
+            "INSERT INTO chunks(id, file_id, name, qualified_name, kind, start_line, end_line,"
+            " symbol_start, signature, doc, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
                 (
+                    first + i,
                     file_id,
                     c.name,
                     c.qualified_name,
@@ -253,12 +258,14 @@ class Store:
                     c.signature,
                     c.doc,
                     c.text,
-                ),
-            )
-            self.db.execute(
-                "INSERT INTO chunk_fts(rowid, name, path, body) VALUES (?, ?, ?, ?)",
-                (cur.lastrowid, *columns),
-            )
+                )
+                for i, c in enumerate(chunks)
+            ],
+        )
+        self.db.executemany(
+            "INSERT INTO chunk_fts(rowid, name, path, body) VALUES (?, ?, ?, ?)",
+            [(first + i, *columns) for i, columns in enumerate(keywords)],
+        )
         return removed
 
     def rebuild_fts_if_stale(self) -> bool:
