@@ -9,6 +9,7 @@ silently does nothing.
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import AssistError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,20 @@ def _coerce(section: str, key: str, value: Any, origin: str) -> Any:
         ) from None
 
 
-def _apply(settings: Settings, table: dict[str, Any], origin: str, base: Path | None) -> Settings:
+USER_ONLY = frozenset({("model", "url"), ("agent", "auto_approve")})
+"""Keys a repository's own files may not set: where its code is sent, and whether the agent
+may act without asking. A cloned repository is untrusted; these come only from the user file,
+the environment or the command line."""
+
+
+def _apply(
+    settings: Settings,
+    table: dict[str, Any],
+    origin: str,
+    base: Path | None,
+    *,
+    from_repository: bool = False,
+) -> Settings:
     for section, values in table.items():
         if section not in _SECTIONS:
             raise AssistError(
@@ -233,6 +249,16 @@ def _apply(settings: Settings, table: dict[str, Any], origin: str, base: Path | 
             if key not in known:
                 raise AssistError(f"{origin}: unknown key {section}.{key}", _suggest(key, known))
             value = _coerce(section, key, value, origin)
+            if from_repository and (section, key) in USER_ONLY:
+                log.warning(
+                    "%s: ignoring %s.%s: a repository's files may not set it; put it in %s, "
+                    "the environment or the command line",
+                    origin,
+                    section,
+                    key,
+                    user_config_path(),
+                )
+                continue
             if section == "model" and key == "path" and value and base is not None:
                 value = str((base / os.path.expanduser(value)).resolve())
             changes[key] = value
@@ -274,10 +300,11 @@ def load_settings(
         if pyproject.is_file():
             table = _read_toml(pyproject).get("tool", {}).get("assist")
             if table:
-                settings = _apply(settings, table, f"{pyproject} [tool.assist]", root)
+                origin = f"{pyproject} [tool.assist]"
+                settings = _apply(settings, table, origin, root, from_repository=True)
         local = root / ".assist" / "config.toml"
         if local.is_file():
-            settings = _apply(settings, _read_toml(local), str(local), root)
+            settings = _apply(settings, _read_toml(local), str(local), root, from_repository=True)
     env_table: dict[str, dict[str, Any]] = {}
     for section, cls in _SECTIONS.items():
         for f in fields(cls):
