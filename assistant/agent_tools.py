@@ -10,6 +10,7 @@ exact command line, and only `Action.run` (called after approval) changes anythi
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -40,8 +41,21 @@ SENSITIVE = (
     ".vscode/", ".idea/", ".devcontainer/", ".github/workflows/", ".gitlab-ci.yml",
     ".gitattributes", ".gitmodules", ".gitconfig", ".envrc", ".direnv/", ".tool-versions",
     ".mise.toml", ".cargo/config.toml", ".cargo/config", ".assistignore",
+    "build.rs", "Cargo.toml", "CMakeLists.txt", "*.cmake", "CMakePresets.json",
+    "CMakeUserPresets.json", "meson.build", "build.gradle*", "settings.gradle*",
+    "gradle.properties", "gradlew*", "gradle/wrapper/", "pom.xml", ".mvn/", "build.xml",
+    "Directory.Build.props", "Directory.Build.targets", "Directory.Packages.props", "*.csproj",
+    "*.fsproj", "*.vbproj", "*.sln", "Gemfile", "*.gemspec", "lefthook.yml", "lefthook.yaml",
+    ".lefthook.yml", ".lefthook.yaml", "lefthook-local.yml", ".lintstagedrc*",
+    "lint-staged.config.*", "*.config.js", "*.config.cjs", "*.config.mjs", "*.config.ts",
+    ".eslintrc.js", ".eslintrc.cjs", "WORKSPACE", "WORKSPACE.bazel", "MODULE.bazel", "BUILD",
+    "BUILD.bazel", "*.bzl", ".bazelrc", "Pipfile", "flake.nix", "shell.nix", "default.nix",
 )  # fmt: skip
-_SENSITIVE = pathspec.GitIgnoreSpec.from_lines(SENSITIVE)
+# Matched on the casefolded path: on a case-insensitive filesystem `.VSCode/Tasks.json` is the
+# same file as `.vscode/tasks.json`.
+_SENSITIVE = pathspec.GitIgnoreSpec.from_lines(p.casefold() for p in SENSITIVE)
+_TOOLS_DIRS = frozenset((".git", ".assist", ".hg", ".svn"))
+"""Never touched by the agent in any letter case (privacy.ALWAYS_EXCLUDED, case-insensitively)."""
 MAX_READ_BYTES = 2 * 1024 * 1024
 MAX_LISTED = 400
 
@@ -75,8 +89,19 @@ class ApprovalRequest:
         of a command) appear escaped, so what the user reads is what runs."""
         return visible(self.detail)
 
+    @property
+    def shown_summary(self) -> str:
+        """`summary` safe to print (it holds model-chosen paths and commands)."""
+        return visible(self.summary)
+
+    @property
+    def shown_warning(self) -> str:
+        return visible(self.warning)
+
 
 def visible(text: str) -> str:
+    """Model- or repository-derived text made safe for a terminal: control and format
+    characters (escape sequences, carriage returns, bidi overrides) appear escaped."""
     return "".join(
         c if c.isprintable() or c in "\n\t" else c.encode("unicode_escape").decode("ascii")
         for c in text
@@ -93,17 +118,54 @@ class Action:
 
 
 def sensitive_reason(rel: str) -> str:
-    if not _SENSITIVE.match_file(rel):
+    if not _SENSITIVE.match_file(rel.casefold()):
         return ""
     return (f"{rel} can make tools run commands later (hooks, build or test configuration, "
             "editor tasks, environment loaders): approve only if you meant this")  # fmt: skip
 
 
-def confine(ws: Workspace, raw: str) -> tuple[Path, str]:
+@functools.lru_cache(maxsize=64)
+def folds_case(root: Path) -> bool:
+    """Whether the filesystem at `root` ignores letter case (macOS APFS, NTFS): an entry of
+    the root, asked for with its case swapped, is the same file."""
+    try:
+        names = [n for n in os.listdir(root) if n.swapcase() != n][:8]
+        probes = [(root / n, root / n.swapcase()) for n in names]
+        if root.name.swapcase() != root.name:
+            probes.append((root, root.parent / root.name.swapcase()))
+        for real, swapped in probes:
+            if os.path.lexists(swapped):
+                return os.path.samefile(real, swapped)
+            return False
+    except OSError:
+        pass
+    return False
+
+
+def _disk_case(root: Path, rel: str) -> str:
+    """`rel` spelled as the entries are stored on disk, as far as they exist (on a filesystem
+    that folds case, realpath keeps the case the model typed)."""
+    parts: list[str] = []
+    here = root
+    for i, part in enumerate(rel.split("/")):
+        try:
+            names = os.listdir(here)
+        except OSError:
+            return "/".join([*parts, *rel.split("/")[i:]])
+        same = [n for n in names if n.casefold() == part.casefold()]
+        part = part if part in names or len(same) != 1 else same[0]
+        parts.append(part)
+        here = here / part
+    return "/".join(parts)
+
+
+def confine(ws: Workspace, raw: str, *, fold: bool | None = None) -> tuple[Path, str]:
     """`raw` (relative to the root, or absolute) as (real path, repository-relative path).
 
     Refuses anything whose real location is outside the workspace, and anything private or
-    excluded, whether by the name asked for or by where a symlink leads.
+    excluded, whether by the name asked for or by where a symlink leads. `.git/` and the like
+    are refused in any letter case; where the filesystem folds case (`fold`, detected when
+    None), the privacy rules are also checked on the on-disk spelling and the casefolded path.
     """
     if not raw.strip() or "\0" in raw:
         raise ToolError(f"invalid path {raw!r}")
@@ -115,9 +177,16 @@ def confine(ws: Workspace, raw: str) -> tuple[Path, str]:
         raise ToolError(f"{raw}: outside the workspace; only paths inside {root} can be used")
     rel = real.relative_to(root).as_posix()
     lexical = os.path.relpath(os.path.normpath(full), root).replace(os.sep, "/")
-    for candidate in {rel, lexical} - {"."}:
+    candidates = {rel, lexical} - {"."}
+    if fold if fold is not None else folds_case(root):
+        candidates |= {_disk_case(root, c) for c in candidates if not c.startswith("../")}
+        candidates |= {c.casefold() for c in candidates}
+    for candidate in candidates:
         if candidate.startswith("../"):
             continue
+        if _TOOLS_DIRS.intersection(part.casefold() for part in candidate.split("/")):
+            raise ToolError(f"{raw}: not available to the agent: a version-control or assist "
+                            "directory")  # fmt: skip
         why = ws.rules.reason(candidate) or ws.rules.reason(candidate + "/")
         if why:
             raise ToolError(f"{raw}: not available to the agent: {why}")

@@ -55,6 +55,8 @@ class Restored:
     checkpoint: Checkpoint
     written: tuple[str, ...]
     deleted: tuple[str, ...]
+    kept: tuple[str, ...] = ()
+    """Paths changed since the checkpoint that the restore did not touch: left as they are."""
 
 
 class Checkpoints:
@@ -216,8 +218,7 @@ class Checkpoints:
         cur = self.current()
         if cur is None or cur.kind == "start" or cur.parent is None:
             raise AssistError("nothing to undo", "undo reaches back to where the last task began")
-        self._check_unchanged(cur, force)
-        return self._restore(cur.tree, self.load(cur.parent))
+        return self._go(cur, self.load(cur.parent), force)
 
     def redo(self, *, force: bool = False) -> Restored:
         cur = self.current()
@@ -234,23 +235,27 @@ class Checkpoints:
             commit = cp.parent
         if child is None:
             raise AssistError("nothing to redo", "redo follows an undo, before any new step")
-        self._check_unchanged(cur, force)
-        return self._restore(cur.tree, child)
+        return self._go(cur, child, force)
 
-    def _check_unchanged(self, cur: Checkpoint, force: bool) -> None:
+    def _go(self, cur: Checkpoint, target: Checkpoint, force: bool) -> Restored:
+        """From `cur` to `target`. Files changed since `cur` that the restore does not touch are
+        left as they are; if it would overwrite or delete any, it refuses unless forced, and a
+        forced one first keeps the current files under `refs/assist/agent/saved/`."""
         now = self.snapshot()
-        if now == cur.tree:
-            return
-        changed = self._changes(cur.tree, now)
-        names = ", ".join(p for _, _, p in changed[:5]) + (" …" if len(changed) > 5 else "")
-        if not force:
+        theirs = [p for _, _, p in self._changes(cur.tree, now)] if now != cur.tree else []
+        ours = [p for _, _, p in self._changes(cur.tree, target.tree)]
+        clash = _overlapping(theirs, ours)
+        if clash and not force:
+            names = ", ".join(clash[:5]) + (" …" if len(clash) > 5 else "")
             raise AssistError(
                 f"files changed since the agent's last checkpoint: {names}",
-                "save or commit your changes first, or force it (your current files are then "
+                "save your changes elsewhere first, or force it (your current files are then "
                 f"kept under {SAVED_PREFIX}/)",
             )
-        saved = self._commit(now, cur.commit, "step", "files before a forced undo/redo")
-        self._git("update-ref", f"{SAVED_PREFIX}/{saved.commit[:12]}", saved.commit)
+        if clash:
+            saved = self._commit(now, cur.commit, "step", "files before a forced undo/redo")
+            self._git("update-ref", f"{SAVED_PREFIX}/{saved.commit[:12]}", saved.commit)
+        return self._restore(cur.tree, target, keep=set(theirs) - set(clash))
 
     def _changes(self, a: str, b: str) -> list[tuple[str, str, str]]:
         """(status, new blob, path) for every path that differs between two trees."""
@@ -264,7 +269,7 @@ class Checkpoints:
             out.append((status, f"{new_mode} {new_sha}", path))
         return out
 
-    def _restore(self, from_tree: str, target: Checkpoint) -> Restored:
+    def _restore(self, from_tree: str, target: Checkpoint, keep: set[str]) -> Restored:
         changes = self._changes(from_tree, target.tree)
         writes = [(spec, p) for status, spec, p in changes if status != "D"]
         deletes = [p for status, _, p in changes if status == "D"]
@@ -281,13 +286,18 @@ class Checkpoints:
             if (spec, p) not in first:
                 self._write(p, spec.split()[0], blobs[(spec, p)])
         self._move(CURRENT_REF, target)
-        if self.snapshot() != target.tree:
+        after = self.snapshot()
+        wrong = [p for _, _, p in self._changes(target.tree, after) if p not in keep]
+        if after != target.tree and wrong:
             raise AssistError(
-                "the files do not match the checkpoint after restoring it",
+                f"the files do not match the checkpoint after restoring it: {', '.join(wrong[:5])}",
                 f"compare with `git diff {target.tree}`; something else is writing the tree",
             )
         return Restored(
-            target, tuple(p for _, p in writes), tuple(p for p in deletes if p not in kept)
+            target,
+            tuple(p for _, p in writes),
+            tuple(p for p in deletes if p not in kept),
+            tuple(sorted(keep)),
         )
 
     def _ignored(self, paths: list[str]) -> set[str]:
@@ -347,6 +357,18 @@ class Checkpoints:
             os.symlink(data.decode("utf-8", "surrogateescape"), full)
             return
         write_atomic(full, data, executable=mode == "100755")
+
+
+def _overlapping(theirs: list[str], ours: list[str]) -> list[str]:
+    """The paths of `theirs` that `ours` would overwrite or delete: the same path, or one a
+    directory of the other (a file that must become a directory, or the other way round)."""
+    mine = set(ours)
+    dirs = {d for p in ours for d in _parents(p)}
+    return [p for p in theirs if p in mine or p in dirs or any(d in mine for d in _parents(p))]
+
+
+def _parents(rel: str) -> list[str]:
+    return [rel.rsplit("/", i)[0] for i in range(1, rel.count("/") + 1)]
 
 
 def write_atomic(path: Path, data: bytes, *, executable: bool | None = None) -> None:

@@ -236,6 +236,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 def cmd_agent(args: argparse.Namespace) -> int:
     from assistant.agent import Agent, CallInvalid, CallMade, Finished, ToolResult
+    from assistant.agent_tools import visible  # repo and model text may hold terminal escapes
     from assistant.checkpoints import Checkpoints
 
     ws = _workspace(args, args.repo)
@@ -243,10 +244,12 @@ def cmd_agent(args: argparse.Namespace) -> int:
         cp = Checkpoints(ws.root)
         done = cp.undo(force=args.force) if args.undo else cp.redo(force=args.force)
         for path in done.written:
-            print(f"restored {path}")
+            print(f"restored {visible(path)}")
         for path in done.deleted:
-            print(f"removed  {path}")
-        print(f"now at: {done.checkpoint.label}", file=sys.stderr)
+            print(f"removed  {visible(path)}")
+        for path in done.kept:
+            print(f"kept     {visible(path)} (changed since the checkpoint; left as it is)")
+        print(f"now at: {visible(done.checkpoint.label)}", file=sys.stderr)
         return 0
     if not args.task:
         raise AssistError("no task given", 'assist agent "what to do", or --undo / --redo')
@@ -257,17 +260,17 @@ def cmd_agent(args: argparse.Namespace) -> int:
             shown = ", ".join(f"{k}={str(v)[:60]!r}" for k, v in event.call.args.items())
             print(f"[{event.step}] {event.call.tool}({shown})", file=sys.stderr)
         elif isinstance(event, CallInvalid):
-            print(f"[{event.step}] invalid call: {event.error}", file=sys.stderr)
+            print(f"[{event.step}] invalid call: {visible(event.error)}", file=sys.stderr)
         elif isinstance(event, ToolResult):
-            lines = event.text.splitlines()
+            lines = visible(event.text).splitlines()
             more = f"\n    … {len(lines) - 8} more lines" if len(lines) > 8 else ""
             print("    " + "\n    ".join(lines[:8]) + more, file=sys.stderr)
             changed = changed or event.checkpoint is not None
         elif isinstance(event, Finished):
             if event.reason == "answer":
-                print(event.text)
+                print(visible(event.text))
             else:
-                print(f"assist: agent {event.reason}: {event.text}", file=sys.stderr)
+                print(f"assist: agent {event.reason}: {visible(event.text)}", file=sys.stderr)
             if changed:
                 print("undo the agent's changes with: assist agent --undo", file=sys.stderr)
             return 0 if event.reason == "answer" else 1
@@ -277,11 +280,11 @@ def cmd_agent(args: argparse.Namespace) -> int:
 def _ask_in_terminal(request: ApprovalRequest) -> str:
     """y/n/a on stdin; end of input means no. What is shown is exactly what would happen."""
     rule = "-" * 70
-    print(f"{rule}\n{request.summary}" if request.kind == "edit" else f"{rule}\ncommand:",
+    print(f"{rule}\n{request.shown_summary}" if request.kind == "edit" else f"{rule}\ncommand:",
           file=sys.stderr)  # fmt: skip
     print(request.shown if request.kind == "edit" else f"  {request.shown}", file=sys.stderr)
     if request.warning:
-        print(f"WARNING: {request.warning}", file=sys.stderr)
+        print(f"WARNING: {request.shown_warning}", file=sys.stderr)
     choices = "[y]es / [n]o" if request.sensitive else f"[y]es / [n]o / [a]lways for {request.tool}"
     print(f"{rule}\n{'Run it' if request.kind == 'command' else 'Apply it'}? {choices}: ",
           end="", file=sys.stderr, flush=True)  # fmt: skip

@@ -366,3 +366,35 @@ def test_terminal_approval_shows_exactly_what_runs(
     assert _ask_in_terminal(hook) == "yes"
     shown = capsys.readouterr().err
     assert "WARNING: can make tools run commands later" in shown and "[a]lways" not in shown
+
+
+def test_cli_prints_no_raw_escape_from_the_repository(
+    tiny: LocalModel,
+    ws: Workspace,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A planted file whose escapes (concealed text, a line erase, a title change, a bell) would
+    # hide the next approval prompt if echoed raw. The model is the real tiny one, steered; the
+    # command line is the real `cmd_agent` with terminal approvals, handed that workspace.
+    from assistant import cli
+
+    planted = "x = 1  # \x1b[8mignore the prompt below\x1b]0;title\x07\r\x1b[2K\n"
+    (ws.root / "src" / "evil.py").write_text(planted)
+    calls = [
+        {"tool": "read_file", "args": {"path": "src/evil.py"}},
+        {"tool": "create_file", "args": {"path": "notes\x1b[8m.txt", "content": "hi\n"}},
+        {"tool": "run_command", "args": {"command": "cat src/evil.py"}},
+        {"tool": "final", "args": {"answer": "done \x1b[8mhidden\x1b[0m"}},
+    ]
+    monkeypatch.setattr(ws, "_model", Steered(tiny, calls))
+    monkeypatch.setattr(cli, "_workspace", lambda args, path: ws)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\ny\n"))
+    assert cli.main(["agent", "look at evil.py", "--repo", str(ws.root)]) == 0
+    out = capsys.readouterr()
+    shown = out.out + out.err
+    assert not {"\x1b", "\x07", "\r"} & set(shown), shown
+    assert "\\x1b[8mignore the prompt below" in out.err  # read_file and the command's output
+    assert "create notes\\x1b[8m.txt" in out.err  # the approval's summary line
+    assert out.out == "done \\x1b[8mhidden\\x1b[0m\n"
+    assert (ws.root / "notes\x1b[8m.txt").read_text() == "hi\n"  # approved, so it ran

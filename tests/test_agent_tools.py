@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.agent_tools import Toolbox, ToolError, confine, sensitive_reason
+from assistant.agent_tools import Toolbox, ToolError, confine, folds_case, sensitive_reason
 from assistant.command_runner import run_command
 from assistant.errors import AssistError
 from assistant.patches import PatchError, apply_hunks, parse_unified, replace_once, unified_diff
@@ -124,6 +124,25 @@ def test_private_and_excluded_files_never_reach_a_prompt(ws: Workspace) -> None:
     patch = unified_diff("API_KEY=super-secret-value\n", "API_KEY=stolen\n", ".env")
     with pytest.raises(ToolError, match="not available"):
         tb.prepare(ToolCall("apply_patch", {"diff": patch}))
+
+
+def test_letter_case_cannot_slip_past_the_walls(ws: Workspace) -> None:
+    # On a case-insensitive filesystem (APFS, NTFS) `.GIT/hooks/pre-commit` *is* the hook and
+    # `.ENV` *is* `.env`. This machine's filesystem is case-sensitive and one that folds case
+    # cannot be made in a test, so `fold=True` tells confine the filesystem folds case; what is
+    # tested is the matching, on the real workspace and its real rules.
+    assert folds_case(ws.root) is False
+    for path in (".GIT/hooks/pre-commit", "sub/.Git/config", ".Assist/x"):  # in any case
+        with pytest.raises(ToolError, match="version-control or assist"):
+            confine(ws, path)
+    for path in (".ENV", "Secrets/token.txt", "SECRETS/new.txt", "Generated/big.py", "KEY.PEM"):
+        with pytest.raises(ToolError, match="not available to the agent"):
+            confine(ws, path, fold=True)
+        confine(ws, path, fold=False)  # here they are other files, which may be used
+    assert confine(ws, "SRC/App.py", fold=True)[1] == "SRC/App.py"
+    for rel in ("PyProject.toml", ".VSCode/tasks.json", "MAKEFILE", ".Husky/pre-commit",
+                "sub/CONFTEST.PY", ".GitHub/Workflows/ci.yml", "Cargo.TOML"):  # fmt: skip
+        assert "run commands later" in sensitive_reason(rel), rel
 
 
 # -- reading tools -------------------------------------------------------------------------------
@@ -243,6 +262,17 @@ def test_sensitive_writes_carry_a_warning(ws: Workspace) -> None:
                 ".husky/pre-commit", ".github/workflows/ci.yml", "tests/conftest.py"):  # fmt: skip
         assert "run commands later" in sensitive_reason(rel), rel
     assert sensitive_reason("src/app.py") == ""
+    # Build files that editors and build tools run by themselves: one of each family.
+    for rel in ("build.rs", "crates/x/Cargo.toml", "CMakeLists.txt", "cmake/deps.cmake",
+                "build.gradle.kts", "settings.gradle", "gradle.properties", "gradlew.bat",
+                "Directory.Build.props", "Directory.Build.targets", "src/App/App.csproj",
+                "Gemfile", "lefthook.yml", ".lefthook.yml", ".lintstagedrc.json",
+                "vite.config.ts", "pom.xml", "meson.build", "BUILD.bazel", "flake.nix",
+                "package.json", "setup.py", "conftest.py", "noxfile.py", "tox.ini", ".envrc",
+                "Makefile", "justfile", ".github/workflows/release.yml"):  # fmt: skip
+        assert "run commands later" in sensitive_reason(rel), rel
+    for rel in ("src/build.py", "docs/Cargo.md", "cmake.txt", "gradle.md", "README.md"):
+        assert sensitive_reason(rel) == "", rel
     action = tools(ws).prepare(
         ToolCall("create_file", {"path": ".vscode/tasks.json", "content": "{}\n"})
     )

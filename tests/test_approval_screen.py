@@ -95,3 +95,20 @@ async def test_sensitive_write_warns_and_offers_no_always() -> None:
         await pilot.press("y")
         await pilot.pause()
         assert app.answers == ["yes"]
+
+
+@pytest.mark.anyio
+async def test_title_and_warning_show_escapes_not_obey_them() -> None:
+    # The summary holds a path the model chose; a concealing escape in it must not hide text.
+    name = "notes\x1b[8m.txt"
+    request = ApprovalRequest(
+        "create_file", "edit", f"create {name}", "+hi\n", (name,), f"{name} is \x1b[8msensitive"
+    )
+    app = Host(request)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        title = app.screen.query_one("#approval-title", Static).content
+        warning = app.screen.query_one("#approval-warning", Static).content
+        assert isinstance(title, Text) and isinstance(warning, Text)
+        assert title.plain.endswith("create notes\\x1b[8m.txt") and "\x1b" not in title.plain
+        assert "\\x1b[8msensitive" in warning.plain and "\x1b" not in warning.plain

@@ -153,6 +153,51 @@ def test_undo_refuses_to_clobber_changes_made_since(repo: Path) -> None:
     assert restored.written == ("src/app.py",)
 
 
+def test_changes_the_undo_does_not_touch_are_kept_and_forcing_succeeds(repo: Path) -> None:
+    # Regression: a forced undo used to raise "the files do not match" after restoring, because
+    # it compared the user's unrelated new file with the checkpoint too.
+    cp = Checkpoints(repo)
+    cp.begin("task")
+    (repo / "a.txt").write_text("agent\n")
+    cp.record("agent writes a.txt")
+    (repo / "notes.txt").write_text("the user's own notes\n")
+    restored = cp.undo()  # notes.txt is not the undo's business: it goes ahead and keeps it
+    assert restored.deleted == ("a.txt",) and restored.kept == ("notes.txt",)
+    assert not (repo / "a.txt").exists()
+    assert (repo / "notes.txt").read_text() == "the user's own notes\n"
+    assert not git(repo, "for-each-ref", "refs/assist/agent/saved/")  # nothing was overwritten
+    cp.redo()
+    assert (repo / "a.txt").read_text() == "agent\n"
+
+    (repo / "a.txt").write_text("the user edited the agent's file\n")
+    with pytest.raises(AssistError, match="changed since") as err:
+        cp.undo()  # that would lose the user's edit: refused, naming only the clashing file
+    assert "a.txt" in err.value.message and "notes.txt" not in err.value.message
+    restored = cp.undo(force=True)  # does not raise
+    assert restored.deleted == ("a.txt",) and restored.kept == ("notes.txt",)
+    assert not (repo / "a.txt").exists()
+    assert (repo / "notes.txt").read_text() == "the user's own notes\n"
+    saved = git(repo, "for-each-ref", "--format=%(objectname)", "refs/assist/agent/saved/")
+    assert git(repo, "show", f"{saved.strip()}:a.txt") == "the user edited the agent's file\n"
+    assert cp.current() is not None and cp.current().kind == "start"  # type: ignore[union-attr]
+    cp.redo(force=True)
+    assert (repo / "a.txt").read_text() == "agent\n"
+    assert (repo / "notes.txt").read_text() == "the user's own notes\n"
+
+
+def test_a_file_in_the_way_of_a_directory_counts_as_a_clash(repo: Path) -> None:
+    cp = Checkpoints(repo)
+    cp.begin("task")
+    (repo / "gen").mkdir()
+    (repo / "gen" / "x.py").write_text("x = 1\n")
+    cp.record("agent makes gen/x.py")
+    cp.undo()
+    (repo / "gen").write_text("the user's file named gen\n")
+    with pytest.raises(AssistError, match=r"changed since.*gen"):
+        cp.redo()
+    assert (repo / "gen").read_text() == "the user's file named gen\n"
+
+
 def test_undo_stops_where_the_task_began(repo: Path) -> None:
     cp = Checkpoints(repo)
     cp.begin("first")

@@ -1,9 +1,9 @@
 """The approval screen of agent mode: the exact diff or command, then y / n / a.
 
 Everything shown comes from the model, so it is rendered as plain `rich.text.Text` (never
-console markup, which a model could use to restyle or hide text), from `ApprovalRequest.shown`,
-where control characters are escaped. Escape means no. "Always" is not offered for sensitive
-writes: those are asked every time.
+console markup, which a model could use to restyle or hide text), from the `shown*` properties of
+`ApprovalRequest`, where control characters are escaped. Escape means no. "Always" is not offered
+for sensitive writes: those are asked every time.
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ class ApprovalScreen(ModalScreen[Answer]):
         req = self.request
         heading = "Apply this edit?" if req.kind == "edit" else "Run this command?"
         with Vertical(id="approval-box"):
-            yield Static(Text(f"{heading}  {req.summary}"), id="approval-title")
+            yield Static(Text(f"{heading}  {req.shown_summary}"), id="approval-title")
             if req.warning:
-                yield Static(Text(f"WARNING: {req.warning}"), id="approval-warning")
+                yield Static(Text(f"WARNING: {req.shown_warning}"), id="approval-warning")
             with VerticalScroll(id="approval-detail"):
                 if req.kind == "edit":
                     body: Syntax | Text = Syntax(req.shown, "diff", theme="monokai")
