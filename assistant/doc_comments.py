@@ -500,6 +500,8 @@ def _escape_python(line: str) -> str:
 
 def _neutralise(line: str, language: str) -> str:
     """Text that cannot end the comment it sits in."""
+    if language == "java":  # javac turns `\u002a/` into `*/` before lexing, even in comments
+        line = re.sub(r"\\+(?=u)", "", line)
     line = line.replace("*/", "* /").rstrip("\\")
     if language == "php":
         line = line.replace("?>", "? >")

@@ -16,7 +16,7 @@ import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -373,8 +373,12 @@ def collect(ws: Workspace, paths: list[str]) -> tuple[list[str], list[Outcome]]:
     return sorted(chosen), refused
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` via a synced temp file beside it, keeping the mode bits."""
+def write_atomic(path: Path, text: str, *, expected: bytes | None = None) -> bool:
+    """Replace `path` with `text` via a synced temp file beside it, keeping the mode bits.
+
+    With `expected` (the bytes the edit was made from), False and nothing written when the file
+    no longer holds them: an edit saved during a long run is never overwritten.
+    """
     mode = path.stat().st_mode & 0o7777
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".assist", dir=path.parent)
     try:
@@ -383,10 +387,22 @@ def write_atomic(path: Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
+        if expected is not None and path.read_bytes() != expected:
+            return False
         os.replace(tmp, path)
+        return True
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def unwritten(report: FileReport, reason: str) -> None:
+    """Turn a report's planned docs into skips: the file was left as it is."""
+    report.outcomes = [
+        replace(o, status="skipped", reason=reason) if o.status == "documented" else o
+        for o in report.outcomes
+    ]
+    report.new, report.edits = report.original, []
 
 
 def run(
@@ -416,7 +432,8 @@ def run(
         assert language is not None
         full = ws.root / rel
         try:
-            text = full.read_bytes().decode("utf-8")
+            raw = full.read_bytes()
+            text = raw.decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             report = FileReport(rel, "", "")
             report.outcomes.append(Outcome(rel, "", "file", 0, "skipped", f"unreadable: {exc}"))
@@ -444,8 +461,10 @@ def run(
                 on_symbol=progress,
             )
             if write and report.changed and not (cancel is not None and cancel.is_set()):
-                write_atomic(full, report.new)
-                report.written = True
+                if write_atomic(full, report.new, expected=raw):
+                    report.written = True
+                else:
+                    unwritten(report, "the file changed during the run; not written")
         yield report
 
 

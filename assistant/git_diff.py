@@ -23,7 +23,7 @@ def diff_lines(diff: str) -> dict[str, set[int]]:
     current: set[int] | None = None
     for line in diff.split("\n"):
         if line.startswith("+++ "):
-            name = line[4:]
+            name = _unquote(line[4:])
             current = None if name == "/dev/null" else found.setdefault(name[2:], set())
         elif line.startswith("@@") and current is not None:
             m = _HUNK.match(line)
@@ -31,6 +31,31 @@ def diff_lines(diff: str) -> dict[str, set[int]]:
                 start, count = int(m.group(1)), int(m.group(2) or "1")
                 current.update(range(start, start + count) if count else (start, start + 1))
     return found
+
+
+_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
+
+
+def _unquote(name: str) -> str:
+    """A `+++` file name as git wrote it: a tab after names with spaces, C-style quotes around
+    names with unusual bytes (octal escapes of the UTF-8 bytes when core.quotepath is on)."""
+    if name.endswith("\t"):
+        name = name[:-1]
+    if len(name) < 2 or not (name.startswith('"') and name.endswith('"')):
+        return name
+    out, i, inner = bytearray(), 0, name[1:-1]
+    while i < len(inner):
+        ch = inner[i]
+        if ch == "\\" and re.match(r"[0-3][0-7]{2}", inner[i + 1 : i + 4]):
+            out.append(int(inner[i + 1 : i + 4], 8))
+            i += 4
+        elif ch == "\\" and inner[i + 1 : i + 2] in _ESCAPES:
+            out.append(_ESCAPES[inner[i + 1]])
+            i += 2
+        else:
+            out += ch.encode("utf-8", "surrogateescape")
+            i += 1
+    return out.decode("utf-8", "surrogateescape")
 
 
 def git(

@@ -5,7 +5,9 @@ at a temporary index for `git commit -a` and `git commit PATHS`; every git comma
 inherits it, and nothing reads `.git/index` directly). A doc is written into a new blob in that
 index and, at the same place, into the work-tree file, but only where the lines around it are the
 same in both; beside an unstaged hunk the symbol is left for later, so unstaged work is never
-committed and never lost.
+committed and never lost. The work tree is written first (and only if it still holds what was
+read), then the index. Under the pre-commit framework (`PRE_COMMIT=1`) only the work tree is
+written: pre-commit has stashed the unstaged hunks and re-applies them itself.
 """
 
 from __future__ import annotations
@@ -117,6 +119,9 @@ def run(start: Path, files: list[str] | None = None) -> HookResult:
     if files is not None:
         wanted = {ws.rules.relative(f) for f in files}
         staged = [p for p in staged if p in wanted]
+    # pre-commit stashes the unstaged hunks, runs hooks on the work tree, and re-applies the
+    # stash; it stages nothing itself. Writing the index too would make its rollback fail.
+    under_pre_commit = env.get("PRE_COMMIT") == "1"
     style: doc_comments.Style | None = None
     for rel in staged:
         language = language_for_path(rel)
@@ -144,7 +149,14 @@ def run(start: Path, files: list[str] | None = None) -> HookResult:
         planned = docstrings.plan(rel, staged_text, language, changed=lines)
         if not planned.targets:
             continue  # the common case: no model is loaded at all
-        worktree = _read(top / rel)
+        full = top / rel
+        raw = _read(full)
+        if raw is None and (full.exists() or full.is_symlink()):
+            result.notes.append(
+                f"{rel}: the work-tree file cannot be read as UTF-8; not documented"
+            )
+            continue
+        worktree = None if raw is None else raw.decode("utf-8")
         rows, mapping = _safe_rows(staged_text, worktree)
         style = style or docstrings.resolve_style(ws)
         ws.rules.check(top / rel)
@@ -171,10 +183,24 @@ def run(start: Path, files: list[str] | None = None) -> HookResult:
             top, "hash-object", "-w", "--no-filters", "--stdin", env=env,
             data=report.new.encode("utf-8"),
         ).strip()  # fmt: skip
-        for index_env in _indexes(top, env):
-            git(top, "update-index", "--cacheinfo", f"{mode},{new_blob},{rel}", env=index_env)
-        if new_worktree is not None and new_worktree != worktree:
-            docstrings.write_atomic(top / rel, new_worktree)
+        # The work tree first, so the index never holds a doc the work tree lacks.
+        rewrite = raw is not None and new_worktree is not None and new_worktree != worktree
+        if rewrite and not docstrings.write_atomic(full, new_worktree or "", expected=raw):
+            docstrings.unwritten(report, "the file changed during the run; not written")
+            continue
+        if under_pre_commit:
+            if not rewrite:
+                continue
+            result.notes.append(f"{rel}: docs written to the work tree only (pre-commit); add them")
+        else:
+            try:
+                for index_env in _indexes(top, env):
+                    cacheinfo = f"{mode},{new_blob},{rel}"
+                    git(top, "update-index", "--cacheinfo", cacheinfo, env=index_env)
+            except AssistError:
+                if rewrite and worktree is not None:
+                    docstrings.write_atomic(full, worktree)  # put the work tree back as it was
+                raise
         report.written = True
         result.changed_files.append(rel)
     return result
@@ -197,11 +223,14 @@ def _indexes(top: Path, env: dict[str, str]) -> list[dict[str, str]]:
     return found
 
 
-def _read(path: Path) -> str | None:
+def _read(path: Path) -> bytes | None:
+    """The file's bytes if they are UTF-8 text; None when missing or unreadable."""
     try:
-        return path.read_bytes().decode("utf-8")
+        data = path.read_bytes()
+        data.decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
+    return data
 
 
 def _safe_rows(staged: str, worktree: str | None) -> tuple[set[int] | None, dict[int, int]]:
@@ -218,7 +247,9 @@ def _safe_rows(staged: str, worktree: str | None) -> tuple[set[int] | None, dict
     for block in SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks():
         for k in range(block.size):
             same[block.a + k] = block.b + k
-    rows = {r for r in range(len(a)) if r in same and (r == 0 or r - 1 in same)}
+    # An insertion before row r lands between rows r-1 and r: both must be unchanged and still
+    # next to each other in the work tree, or the doc would end up beside an unstaged line.
+    rows = {r for r in range(len(a)) if r in same and same.get(r - 1, -1) == same[r] - 1}
     mapping = {r: same[r] for r in rows}
     return rows, mapping
 

@@ -210,6 +210,17 @@ def test_junk_from_a_model_cannot_break_the_file(
         assert ast.get_docstring(tree.body[0]) is not None  # type: ignore[arg-type]
 
 
+def test_java_unicode_escapes_cannot_close_the_javadoc() -> None:
+    # javac translates \u002a before lexing, so `\u002a/` is `*/` even inside a comment;
+    # tree-sitter does not, so the re-parse check alone would let it through.
+    text = "class A {\n    int f(int x) {\n        return x;\n    }\n}\n"
+    site, _ = _site("java", text, "f")
+    for junk in ["Ends \\u002a/ here", "Ends \\\\u002a\\u002f int x; /* here", "\\uuu002a/"]:
+        rendered = doc_comments.render(doc_comments.parse_output(junk, site), site)
+        comment = "\n".join(rendered)
+        assert "\\u" not in comment and "*/" not in comment.removesuffix("*/"), comment
+
+
 def test_the_reparse_check_refuses_a_broken_result() -> None:
     site, lines = _site("python", "def f(x):\n    return x\n", "f")
     broken = "\n".join(doc_comments.insert(lines, site, ['    """never closed'], "\n"))
@@ -324,6 +335,25 @@ def test_diff_lines() -> None:
         "@@ -10 +12,0 @@\n-gone\n"
     )
     assert git_diff.diff_lines(diff) == {"x.py": {4, 5, 12, 13}}
+    names = '+++ b/my file.py\t\n@@ -0,0 +1 @@\n+++ "b/\\303\\251 \\"q\\".py"\n@@ -0,0 +2 @@\n'
+    assert git_diff.diff_lines(names) == {"my file.py": {1}, 'é "q".py': {2}}
+
+
+@pytest.mark.parametrize("name", ["my file.py", "é.py"])
+def test_changed_finds_names_with_spaces_and_non_ascii(
+    tmp_path: Path, isolated_env: dict[str, str], make_gguf: Callable[..., Path], name: str
+) -> None:
+    root = tmp_path / "r"
+    root.mkdir()
+    git(root, "init", "-q")
+    (root / name).write_text("def one():\n    return 1\n")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "init")
+    (root / name).write_text("def one():\n    return 1\n\n\ndef two():\n    return 2\n")
+    env = {**isolated_env, "ASSIST_MODEL": str(make_gguf(family="qwen", favorite="a"))}
+    result = cli("docstring", "--changed", "--write", "--json", cwd=root, env=env)
+    assert result.returncode == 0, result.stderr
+    assert [o["name"] for o in json.loads(result.stdout)["outcomes"]] == ["two"]
 
 
 # -- the command line on a real repository ------------------------------------------------------
@@ -486,3 +516,24 @@ def test_ctrl_c_leaves_every_file_whole(
         text = path.read_text()
         assert docstrings.parses(text, "python") and text.count('"""') == 8  # whole, not half
     assert not [p for p in (repo / "src").iterdir() if p.name.endswith(".assist")]
+
+
+def test_a_file_saved_during_the_run_is_not_overwritten(
+    repo: Path, isolated_env: dict[str, str], make_gguf: Callable[..., Path]
+) -> None:
+    env = {**isolated_env, "ASSIST_MODEL": str(make_gguf(family="qwen", favorite="a"))}
+    env["ASSIST_DOCSTRING_MAX_TOKENS"] = "8"
+    ws = Workspace.open(repo, env=env)
+    calc = repo / "src" / "calc.py"
+    saved = calc.read_text() + "\n\ndef saved_meanwhile():\n    return 0\n"
+
+    def save(step: docstrings.Step) -> None:
+        calc.write_text(saved)  # the user saves in the editor while the model is busy
+
+    [report] = docstrings.run(ws, ["src/calc.py"], generate_docs=True, write=True, on_step=save)
+    assert calc.read_text() == saved
+    assert not report.written and not report.changed
+    assert [(o.name, o.status, o.reason) for o in report.outcomes] == [
+        ("add", "skipped", "the file changed during the run; not written")
+    ]
+    assert not [p for p in calc.parent.iterdir() if p.name.endswith(".assist")]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant import git_hook
+from assistant import docstrings, git_hook
 from assistant.errors import AssistError
 
 VENV_BIN = str(Path(sys.executable).parent)
@@ -199,6 +199,25 @@ def test_the_pre_commit_framework_runs_the_shipped_manifest(
     # `language: python` would pip-install assist (and compile llama-cpp-python) into a fresh
     # venv; the config overrides only the language, so the manifest's entry, file types and
     # id run for real with the `assist` already on PATH.
+    use_pre_commit(repo, env, tmp_path)
+    (repo / "calc.py").write_text((repo / "calc.py").read_text() + "\n\n" + UNDOCUMENTED)
+    (repo / "notes.txt").write_text("not code\n")
+    git(repo, env, "add", "calc.py", "notes.txt")
+    first = commit(repo, env)
+    assert first.returncode == 1, first.stdout + first.stderr
+    output = first.stdout + first.stderr  # git hands the hook's stdout on to stderr
+    assert "assist docstring" in output and "Failed" in output
+    assert "wrote docstrings into calc.py" in output
+    assert '    """Aaaaaaaa."""' in (repo / "calc.py").read_text()
+    assert '    """Aaaaaaaa."""' not in git(repo, env, "show", ":calc.py")  # pre-commit stages
+    git(repo, env, "add", "calc.py")  # the review step pre-commit asks for
+    second = commit(repo, env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert '    """Aaaaaaaa."""' in git(repo, env, "show", "HEAD:calc.py")
+
+
+def use_pre_commit(repo: Path, env: dict[str, str], tmp_path: Path) -> None:
+    """`pre-commit install` with a config naming a hook repository that holds our manifest."""
     hooks_repo = tmp_path / "hooks-repo"
     hooks_repo.mkdir()
     manifest = Path(__file__).parent.parent / ".pre-commit-hooks.yaml"
@@ -215,16 +234,131 @@ def test_the_pre_commit_framework_runs_the_shipped_manifest(
     git(repo, env, "commit", "-q", "-m", "pre-commit config")
     pre_commit = str(Path(VENV_BIN) / "pre-commit")
     subprocess.run([pre_commit, "install"], cwd=repo, env=env, check=True, capture_output=True)
-    (repo / "calc.py").write_text((repo / "calc.py").read_text() + "\n\n" + UNDOCUMENTED)
-    (repo / "notes.txt").write_text("not code\n")
-    git(repo, env, "add", "calc.py", "notes.txt")
-    first = commit(repo, env)
-    assert first.returncode == 1, first.stdout + first.stderr
-    output = first.stdout + first.stderr  # git hands the hook's stdout on to stderr
-    assert "assist docstring" in output and "Failed" in output
-    assert "wrote docstrings into calc.py" in output
-    assert '    """Aaaaaaaa."""' in (repo / "calc.py").read_text()
-    assert '    """Aaaaaaaa."""' in git(repo, env, "show", ":calc.py")  # staged as well
-    second = commit(repo, env)
-    assert second.returncode == 0, second.stdout + second.stderr
-    assert '    """Aaaaaaaa."""' in git(repo, env, "show", "HEAD:calc.py")
+
+
+def test_pre_commit_framework_never_loses_an_unstaged_edit(
+    repo: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    # pre-commit stashes the unstaged hunk, runs the hook, and re-applies it; the hook must not
+    # touch the index there, or pre-commit's rollback fails and the edit is left in its cache.
+    use_pre_commit(repo, env, tmp_path)
+    calc = repo / "calc.py"
+    calc.write_text(calc.read_text() + "\n\n" + UNDOCUMENTED)
+    git(repo, env, "add", "calc.py")
+    unstaged = calc.read_text().replace("return a + b", "return a + b  # MY UNSTAGED WORK")
+    calc.write_text(unstaged)
+    done = commit(repo, env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "CalledProcessError" not in done.stdout + done.stderr
+    assert calc.read_text() == unstaged  # pre-commit rolled its fix back; the edit is here
+    assert git(repo, env, "show", ":calc.py").endswith(UNDOCUMENTED)  # the index untouched
+    assert git(repo, env, "log", "-1", "--format=%s").strip() == "pre-commit config"
+
+
+def test_safe_rows_need_the_neighbours_to_stay_adjacent() -> None:
+    rows, mapping = git_hook._safe_rows(
+        "def f(x):\n    return x\n", "def f(x):\n    x += 1\n    return x\n"
+    )
+    assert rows is not None and 1 not in rows and 0 in rows and mapping[0] == 0
+    rows, _ = git_hook._safe_rows("def f(x):\n    return x\n", "# new\ndef f(x):\n    return x\n")
+    assert rows is not None and 0 not in rows and 1 in rows
+
+
+def test_no_doc_lands_under_an_unstaged_line(repo: Path, env: dict[str, str]) -> None:
+    env = {**env, "ASSIST_DOCSTRING_HOOK_FAIL_ON_CHANGE": "false"}
+    install(repo, env)
+    (repo / "f.py").write_text("def f(x):\n    return x\n")
+    git(repo, env, "add", "f.py")
+    worktree = "def f(x):\n    x += 1\n    return x\n"
+    (repo / "f.py").write_text(worktree)
+    done = commit(repo, env)
+    assert done.returncode == 0, done.stderr
+    assert "unstaged changes next to it" in done.stderr
+    assert (repo / "f.py").read_text() == worktree
+    assert git(repo, env, "show", "HEAD:f.py") == "def f(x):\n    return x\n"
+
+
+@pytest.mark.parametrize("name", ["my file.py", "é.py"])
+def test_names_with_spaces_and_non_ascii_are_documented(
+    repo: Path, env: dict[str, str], name: str
+) -> None:
+    env = {**env, "ASSIST_DOCSTRING_HOOK_FAIL_ON_CHANGE": "false"}
+    install(repo, env)
+    (repo / name).write_text(UNDOCUMENTED)
+    git(repo, env, "add", name)
+    done = commit(repo, env)
+    assert done.returncode == 0, done.stderr
+    assert '    """Aaaaaaaa."""' in git(repo, env, "show", f"HEAD:{name}")
+    assert '    """Aaaaaaaa."""' in (repo / name).read_text()
+
+
+@pytest.fixture
+def in_process(repo: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The hook run in this process, with the test's environment, on `repo`."""
+    for key in list(os.environ):
+        if key not in env:
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(repo)
+    return repo
+
+
+def test_a_file_saved_during_the_run_is_neither_overwritten_nor_staged(
+    in_process: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calc = in_process / "calc.py"
+    calc.write_text(calc.read_text() + "\n\n" + UNDOCUMENTED)
+    git(in_process, env, "add", "calc.py")
+    saved = calc.read_text() + "# saved by the editor meanwhile\n"
+    real = docstrings.document_text
+
+    def then_save(*args: object, **kw: object) -> docstrings.FileReport:
+        report = real(*args, **kw)  # type: ignore[arg-type]
+        calc.write_text(saved)  # a real save while the model was busy
+        return report
+
+    monkeypatch.setattr(docstrings, "document_text", then_save)
+    result = git_hook.run(in_process)
+    assert result.changed_files == []
+    assert calc.read_text() == saved
+    assert '"""Aaaa' not in git(in_process, env, "show", ":calc.py")
+    reasons = [o.reason for o in result.reports[0].outcomes]
+    assert reasons == ["the file changed during the run; not written"]
+
+
+def test_an_unreadable_work_tree_file_is_skipped(in_process: Path, env: dict[str, str]) -> None:
+    calc = in_process / "calc.py"
+    calc.write_text(calc.read_text() + "\n\n" + UNDOCUMENTED)
+    git(in_process, env, "add", "calc.py")
+    broken = calc.read_bytes() + b"# caf\xe9 (latin-1, unstaged)\n"
+    calc.write_bytes(broken)
+    result = git_hook.run(in_process)
+    assert result.changed_files == [] and result.reports == []
+    assert any("cannot be read as UTF-8" in n for n in result.notes)
+    assert calc.read_bytes() == broken
+    assert '"""Aaaa' not in git(in_process, env, "show", ":calc.py")
+
+
+def test_a_failed_index_update_puts_the_work_tree_back(
+    in_process: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calc = in_process / "calc.py"
+    calc.write_text(calc.read_text() + "\n\n" + UNDOCUMENTED)
+    git(in_process, env, "add", "calc.py")
+    before = calc.read_text()
+    real = docstrings.write_atomic
+    lock = in_process / ".git" / "index.lock"
+
+    def then_lock(*args: object, **kw: object) -> bool:
+        done = real(*args, **kw)  # type: ignore[arg-type]
+        assert isinstance(done, bool)
+        lock.touch(exist_ok=True)  # another git process holds the index: update-index fails
+        return done
+
+    monkeypatch.setattr(docstrings, "write_atomic", then_lock)
+    with pytest.raises(AssistError, match="update-index"):
+        git_hook.run(in_process)
+    lock.unlink()
+    assert calc.read_text() == before
+    assert git(in_process, env, "show", ":calc.py") == before
