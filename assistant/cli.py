@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -386,9 +387,13 @@ def cmd_hook(args: argparse.Namespace) -> int:
     if not result.changed_files:
         return 0
     names = ", ".join(result.changed_files)
-    print(f"assist: wrote docstrings into {names} (staged and in the work tree)", file=sys.stderr)
+    # Under the pre-commit framework only the work tree is written (it re-stages itself).
+    framework = os.environ.get("PRE_COMMIT") == "1"
+    where = "in the work tree; `git add` them" if framework else "staged and in the work tree"
+    print(f"assist: wrote docstrings into {names} ({where})", file=sys.stderr)
     if result.fail_on_change:
-        print("assist: review them (git diff --cached) and commit again", file=sys.stderr)
+        review = "git diff" if framework else "git diff --cached"
+        print(f"assist: review them ({review}) and commit again", file=sys.stderr)
         return 1
     return 0
 
