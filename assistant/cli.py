@@ -177,8 +177,10 @@ def cmd_complete(args: argparse.Namespace) -> int:
             ws.settings, completion=replace(ws.settings.completion, context_tokens=0)
         )
 
+    from assistant.agent_tools import visible  # model output may hold terminal escapes
+
     def show(piece: str) -> None:
-        sys.stdout.write(piece)
+        sys.stdout.write(visible(piece))
         sys.stdout.flush()
 
     result = complete_file(ws, args.file, args.line, args.col, on_text=None if args.json else show)
@@ -214,8 +216,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
     else:
         session = ChatSession(ws)
 
+    from assistant.agent_tools import visible  # model and repo text may hold terminal escapes
+
     def show(piece: str) -> None:
-        sys.stdout.write(piece)
+        sys.stdout.write(visible(piece))
         sys.stdout.flush()
 
     turn = session.ask(args.question, on_text=None if args.json else show)
@@ -227,10 +231,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
     cited = {c.source for c in turn.citations}
     for s in turn.sources:
         mark = "  cited" if s.n in cited else ""
-        print(f"  [{s.n}] {s.path}:{s.start_line}-{s.end_line}  {s.kind}  {s.name}{mark}")
+        where = visible(f"{s.path}:{s.start_line}-{s.end_line}  {s.kind}  {s.name}")
+        print(f"  [{s.n}] {where}{mark}")
     for c in turn.citations:
         if c.source is None:
-            print(f"  cited but not sent: {c.location}")
+            print(f"  cited but not sent: {visible(c.location)}")
     print(f"(conversation {session.id}; continue it with --resume)", file=sys.stderr)
     return 0
 

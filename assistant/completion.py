@@ -154,7 +154,8 @@ class _Cache:
     @staticmethod
     def _key(prefix: str, suffix: str) -> tuple[str, str]:
         digest = hashlib.blake2b(prefix.encode("utf-8", "surrogatepass"), digest_size=16)
-        return digest.hexdigest(), hashlib.blake2b(suffix.encode(), digest_size=16).hexdigest()
+        suffix_digest = hashlib.blake2b(suffix.encode("utf-8", "surrogatepass"), digest_size=16)
+        return digest.hexdigest(), suffix_digest.hexdigest()
 
     def get(self, prefix: str, suffix: str) -> str | None:
         if self.size <= 0:
@@ -302,6 +303,17 @@ class CompletionEngine:
         try:
             rel = self.ws.rules.relative(path)
         except AssistError:
+            # Outside the repository the privacy rules still hold, on the name and every
+            # trailing part of the path (`~/other/.env`, `keys/deploy.pem`).
+            parts = Path(path).parts
+            for i in range(len(parts)):
+                tail = "/".join(parts[i:])
+                if self.ws.rules.is_private(tail):
+                    raise AssistError(
+                        f"{path}: private (matches a privacy rule); no completions here, "
+                        "since the text would go to a model",
+                        "privacy rules: docs/search.md",
+                    ) from None
             return None
         why = self.ws.rules.reason(rel)
         if why:

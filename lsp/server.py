@@ -85,9 +85,10 @@ class AssistServer(LanguageServer):
         self.engine: CompletionEngine | None = None
         self.watcher: Any = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.ready = threading.Event()
-        """Set once the index is built (or could not be): symbol requests wait for it briefly."""
         self.inflight: dict[str, threading.Event] = {}
+        self.explicit = threading.Event()
+        """Set while a model request the user asked for (a docstring) runs: completions,
+        which fire by themselves as the cursor moves, wait their turn instead of cancelling it."""
         self._warned: set[str] = set()
 
     def notify_later(self, fn: Callable[[], None]) -> None:
@@ -139,10 +140,10 @@ def create_server(repo: str | None = None) -> AssistServer:
         ls.loop = asyncio.get_running_loop()
         root = ls.repo or ls.workspace.root_path or os.getcwd()
         try:
-            ls.ws = Workspace.open(root)
+            # Not outside a repository: an editor opened in $HOME must not index all of it.
+            ls.ws = Workspace.open(root, require_repo=True)
         except AssistError as exc:
             ls.warn_once(f"assist: {exc.message} ({exc.hint})")
-            ls.ready.set()
             return
         ls.engine = CompletionEngine(ls.ws)
         token = "assist-index"
@@ -221,7 +222,6 @@ def create_server(repo: str | None = None) -> AssistServer:
         ws = ls.ws
         if ws is None:
             return []
-        await asyncio.get_running_loop().run_in_executor(None, ls.ready.wait, 30.0)
 
         def find() -> list[tuple[str, Symbol]]:
             return ws.store.find_symbols(params.query, limit=200) if ws.has_index() else []
@@ -342,12 +342,17 @@ async def _docstring_edit(ls: AssistServer, data: Any) -> types.WorkspaceEdit | 
             ls.warn_once(f"assist: {exc.message} ({exc.hint})")
             return None
 
+    ls.explicit.set()
     try:
         found = await asyncio.get_running_loop().run_in_executor(None, run)
     except asyncio.CancelledError:
         cancel.set()
         raise
+    finally:
+        ls.explicit.clear()
     if found is None:
+        if cancel.is_set():
+            ls.warn_once("assist: docstring generation was interrupted; ask again")
         return None
     doc = ls.workspace.get_text_document(uri)
     start = doc.position_codec.position_to_client_units(
@@ -363,8 +368,8 @@ async def _docstring_edit(ls: AssistServer, data: Any) -> types.WorkspaceEdit | 
 async def _complete(ls: AssistServer, uri: str, position: types.Position) -> tuple[str, str] | None:
     """Run one completion off the loop: (text, the word before the cursor) or None."""
     engine, ws = ls.engine, ls.ws
-    if engine is None or ws is None:
-        return None
+    if engine is None or ws is None or ls.explicit.is_set():
+        return None  # a docstring the user asked for is generating: it is not pre-empted
     text = _doc_text(ls, uri)
     path = to_fs_path(uri)
     if text is None or path is None:
@@ -465,14 +470,12 @@ def _index_then_watch(ls: AssistServer, token: str | None) -> None:
                     )
             elif isinstance(item, IndexReport):
                 message = f"indexed: {item.parsed} parsed, {len(item.skipped)} skipped"
-        ls.ready.set()
         ls.watcher = Watcher(ws)
         ls.watcher.start()
     except AssistError as exc:
         message = f"indexing failed: {exc.message}"
         ls.warn_once(f"assist: {exc.message} ({exc.hint})")
     finally:
-        ls.ready.set()
         if token is not None:
             end = types.WorkDoneProgressEnd(message=message)
             ls.notify_later(lambda: progress.end(token, end))

@@ -221,3 +221,19 @@ def test_default_model_completes(indexed_ws: Workspace) -> None:
     assert not result.multiline
     assert "\n" not in result.text
     assert any(c.name == "area_of_circle" for c in result.context)
+
+
+def test_private_file_outside_the_repository_is_refused(
+    indexed_ws: Workspace, tmp_path: Path
+) -> None:
+    """The privacy rules hold for files the editor opens outside the repository too."""
+    engine = CompletionEngine(indexed_ws)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with pytest.raises(AssistError, match="private"):
+        engine.complete(str(elsewhere / ".env"), "AWS_SECRET=abc123\n", 0, 11)
+    with pytest.raises(AssistError, match="private"):
+        engine.complete(str(elsewhere / "deploy.pem"), "-----BEGIN", 0, 5)
+    # An ordinary file there completes, without repository context.
+    result = engine.complete(str(elsewhere / "notes.py"), "x = 1\ny = ", 1, 4)
+    assert result.context == []

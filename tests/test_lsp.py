@@ -208,6 +208,7 @@ def test_model_that_fails_to_load(tmp_path: Path, lsp_repo: Path) -> None:
         assert resp["result"]["items"] == []
         shown = c.wait_notification(lambda m: m.get("method") == "window/showMessage")
         assert "not a GGUF" in shown["params"]["message"] or "GGUF" in shown["params"]["message"]
+        indexed(c)
         resp = c.call("workspace/symbol", {"query": "area"})
         assert resp["result"]
     finally:
@@ -273,3 +274,20 @@ def test_generate_docstring_code_action(client: RawLspClient, lsp_repo: Path) ->
         {"textDocument": {"uri": geo}, "range": there, "context": {"diagnostics": []}},
     )
     assert resp["result"] is None
+
+
+def test_outside_a_repository_nothing_is_indexed(tmp_path: Path, fim_gguf: Path) -> None:
+    """An editor opened in a plain folder (say $HOME) must not index all of it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "notes.py").write_text("def f():\n    return 1\n")
+    cmd = [sys.executable, "-m", "assistant", "lsp"]
+    c = RawLspClient(cmd, home, lsp_env(tmp_path, fim_gguf), tmp_path / "lsp.err")
+    try:
+        c.initialize(home)
+        shown = c.wait_notification(lambda m: m.get("method") == "window/showMessage")
+        assert "not inside a git repository" in shown["params"]["message"]
+        assert c.call("workspace/symbol", {"query": "f"})["result"] == []
+    finally:
+        c.close()
+    assert not (home / ".assist").exists()
