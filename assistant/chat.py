@@ -206,6 +206,14 @@ class ChatSession:
 
     def save(self) -> None:
         """Write the conversation atomically (temp file, fsync, rename), never half a file."""
+        try:
+            self._write()
+        except OSError as exc:
+            raise AssistError(
+                f"cannot save the conversation: {exc.strerror or exc}", "check .assist/chat/"
+            ) from exc
+
+    def _write(self) -> None:
         folder = self.history_dir(self.ws)
         folder.mkdir(parents=True, exist_ok=True)
         ignore = self.ws.index_dir / ".gitignore"

@@ -297,3 +297,16 @@ def test_cli_chat_without_an_index_says_the_fix(
     assert out.returncode == 2
     assert "no index yet" in out.stderr and "assist index" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_cli_chat_that_cannot_save_is_one_error_line(
+    ws: Workspace, isolated_env: dict[str, str], chat_gguf: Path
+) -> None:
+    ChatSession.history_dir(ws).parent.mkdir(parents=True, exist_ok=True)
+    ChatSession.history_dir(ws).write_text("not a folder")
+    env = {**isolated_env, "ASSIST_MODEL": str(chat_gguf), "ASSIST_CHAT_MAX_TOKENS": "4"}
+    out = _assist(["chat", "where is upload_file?"], ws.root, env)
+    assert out.returncode == 2
+    assert "cannot save the conversation" in out.stderr and ".assist/chat/" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert ChatSession.history_dir(ws).read_text() == "not a folder"  # nothing lost

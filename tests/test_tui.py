@@ -16,13 +16,20 @@ from typing import Any
 import pytest
 from test_chat import FILES, make_repo
 from textual.pilot import Pilot
-from textual.widgets import Input, OptionList
+from textual.widgets import Input, OptionList, Static
 from tiny_gguf import CHATML, write_tiny_gguf
 
 from assistant.chat import ChatSession, Source, Turn, map_citations
 from assistant.tui.app import AssistApp
 from assistant.tui.screens import HelpScreen, PreviewScreen
-from assistant.tui.views import LocationList, SearchView, StatusBar, TurnView
+from assistant.tui.views import (
+    LocationList,
+    OpenLocation,
+    SearchView,
+    SourcesView,
+    StatusBar,
+    TurnView,
+)
 from assistant.workspace import Workspace
 
 SIZE = (110, 32)
@@ -103,9 +110,9 @@ async def test_ask_streams_an_answer_lists_sources_and_opens_one(ws: Workspace) 
         # The sources toggle shows exactly what was sent.
         await pilot.press("f4")
         assert app.sources_visible
-        assert "UploadClient.upload_file" in str(app.query_one(".sources").title) or any(
-            "UploadClient.upload_file" in s.name for s in app.session.turns[0].sources
-        )
+        assert "UploadClient.upload_file" in str(
+            app.query_one(".sources", SourcesView).title
+        ) or any("UploadClient.upload_file" in s.name for s in app.session.turns[0].sources)
         sources.focus()
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, PreviewScreen))
@@ -237,6 +244,81 @@ async def test_help_palette_and_slash_commands(ws: Workspace) -> None:
         assert {"Chat", "Search", "Toggle sources", "Stop answer", "Keys"} <= set(titles)
 
 
+@pytest.mark.anyio
+async def test_first_index_with_a_process_pool_keeps_the_app_up(
+    tmp_path: Path, isolated_env: dict[str, str], tui_gguf: Path
+) -> None:
+    # More than 8 files: the indexer parses in a process pool, whose resource tracker once
+    # failed to start under Textual's captured stderr and took the app down.
+    files = {f"pkg/mod{i}.py": f"def function_{i}(x):\n    return x + {i}\n" for i in range(20)}
+    w = open_ws(make_repo(tmp_path / "many", files), isolated_env, tui_gguf)
+    assert not w.has_index()
+    app = AssistApp(workspace=w, watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "20 files" in status(app), timeout=60)
+        await wait_for(
+            pilot, lambda: "indexing" not in status(app) and "scanning" not in status(app)
+        )
+        assert app.is_running and w.has_index()
+        assert not [n for n in app._notifications if n.severity == "error"]
+
+
+@pytest.mark.anyio
+async def test_new_and_resume_wait_for_a_streaming_answer(
+    tmp_path: Path, isolated_env: dict[str, str], tui_gguf: Path
+) -> None:
+    w = open_ws(make_repo(tmp_path / "repo"), isolated_env, tui_gguf, max_tokens=6000)
+    list(w.index())
+    ChatSession(w).ask("an older question")  # something /resume could load
+    app = AssistApp(workspace=w, watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_text(pilot, "upload_file")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.query(TurnView) and app.query_one(TurnView).text)
+        asked_in = app.session
+        # Straight after one another: the tiny model would finish while keys are typed.
+        await pilot.press("ctrl+r")
+        assert app._answering, "the answer ended too soon for this test"
+        app.action_new_chat()
+        await app.run_command("/resume")
+        await app.run_command("/new")
+        # (Textual shows an identical notification once.)
+        assert any("stop the answer first (Esc)" in n.message for n in app._notifications)
+        assert app.session is asked_in and len(app.query(TurnView)) == 1
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not app._answering)
+        assert app.is_running and asked_in is not None
+        assert [t.question for t in asked_in.turns] == ["upload_file"]
+        await pilot.press("ctrl+n")  # now it works
+        await wait_for(pilot, lambda: not app.query(TurnView))
+        assert app.session is not asked_in and app.session is not None
+        assert not app.session.turns
+
+
+@pytest.mark.anyio
+async def test_a_path_with_brackets_opens_in_the_preview(
+    tmp_path: Path, isolated_env: dict[str, str], tui_gguf: Path
+) -> None:
+    files = {"pages/[id].py": "def page():\n    return 1\n", "x[/b].py": "y = 2\n"}
+    w = open_ws(make_repo(tmp_path / "brackets", files), isolated_env, tui_gguf)
+    list(w.index())
+    app = AssistApp(workspace=w, watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        for path in ("pages/[id].py", "x[/b].py"):
+            app.post_message(OpenLocation(path, 1))
+            await wait_for(pilot, lambda: isinstance(app.screen, PreviewScreen))
+            await pilot.pause()
+            title = app.screen.query_one("#preview-title", Static).render()
+            assert f"{path}:1" in str(title)
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: not isinstance(app.screen, PreviewScreen))
+        await pilot.press("f3")
+        await type_text(pilot, "page")
+        search = app.query_one(SearchView)
+        await wait_for(pilot, lambda: any(h.path == "pages/[id].py" for h in search.hits))
+        assert app.is_running
+
+
 # -- snapshots ---------------------------------------------------------------------------------
 
 
@@ -280,3 +362,27 @@ def test_snapshot_preview(snap_compare: Any, ws: Workspace) -> None:
 
 def test_snapshot_help(snap_compare: Any, ws: Workspace) -> None:
     assert snap_compare(AssistApp(workspace=ws, watch=False), terminal_size=SIZE, press=["f1"])
+
+
+def test_logging_goes_to_a_file_while_the_app_runs(tmp_path: Path) -> None:
+    import io
+    import logging
+
+    from assistant.tui.app import log_file_for, logging_to_file
+
+    repo = make_repo(tmp_path / "repo", {"a.py": "x = 1\n"})
+    root = logging.getLogger()
+    terminal = io.StringIO()
+    stream = logging.StreamHandler(terminal)
+    root.addHandler(stream)
+    try:
+        path = log_file_for(str(repo))
+        assert path == repo / ".assist" / "tui.log"
+        with logging_to_file(path):
+            assert stream not in root.handlers
+            logging.getLogger("assistant.watcher").warning("cannot watch the repo")
+        assert stream in root.handlers
+        assert "cannot watch the repo" in path.read_text()
+        assert terminal.getvalue() == ""  # nothing painted over the screen
+    finally:
+        root.removeHandler(stream)

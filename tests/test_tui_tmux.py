@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_chat import make_repo
+from test_chat import FILES, make_repo
 from tiny_gguf import CHATML
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -53,7 +53,10 @@ def test_assist_in_tmux(
     gguf = make_gguf(
         family="qwen", metadata=True, chat_template=CHATML, favorite="a", context_length=2048
     )
-    repo = make_repo(tmp_path / "repo")
+    # More than 8 files: the first index parses in a process pool (its resource tracker must
+    # start before Textual captures stderr).
+    extra = {f"pkg/mod{i}.py": f"def helper_{i}(x):\n    return x * {i}\n" for i in range(20)}
+    repo = make_repo(tmp_path / "repo", {**FILES, **extra})
     env = {
         **isolated_env,
         "PATH": os.environ["PATH"],
@@ -72,7 +75,7 @@ def test_assist_in_tmux(
         # No index yet: it is built on start, and the status bar counts the files.
         # (The "indexed" notification covers the status bar's right end for a few seconds.)
         tmux.wait_for(
-            lambda s: "3 files" in s and "watcher on" in s and "loads at first question" in s
+            lambda s: "23 files" in s and "watcher on" in s and "loads at first question" in s
         )
         assert "Ask about the code" in tmux.screen()
         tmux("send-keys", "-t", "assist", "where is upload_file?", "Enter")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 
 def run_tui(path: str | None = None, *, model: str | None = None) -> int:
-    from assistant.tui.app import AssistApp
+    from assistant.tui.app import AssistApp, log_file_for, logging_to_file
 
+    # AssistApp() starts multiprocessing's resource tracker while stderr is still the terminal.
     app = AssistApp(path, model=model)
-    app.run()
+    with logging_to_file(log_file_for(path)):
+        app.run()
     return app.return_code or 0

@@ -8,9 +8,12 @@ event every model stream takes; results come back with `call_from_thread`.
 from __future__ import annotations
 
 import contextlib
+import logging
+import multiprocessing.resource_tracker
+import os
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,6 +43,15 @@ from assistant.tui.views import (
     TurnView,
 )
 from assistant.workspace import Workspace, find_root
+
+log = logging.getLogger(__name__)
+
+
+def log_hint() -> str:
+    """Where the traceback of an unexpected error went: the root logger's log file."""
+    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    return f"details: {files[0].baseFilename}" if files else "details: in the log (docs/tui.md)"
+
 
 CHAT_COMMANDS: list[tuple[str, str]] = [
     ("/new", "start a new conversation"),
@@ -78,6 +90,10 @@ class AssistApp(App[int]):
         watch: bool = True,
     ) -> None:
         super().__init__()
+        # The indexer's process pool starts multiprocessing's resource tracker, which passes
+        # `sys.stderr.fileno()` to the child; under Textual stderr is a capture whose fileno()
+        # is -1 and the start fails. Start the tracker now, while stderr is still the real one.
+        multiprocessing.resource_tracker.ensure_running()
         self.path = path
         self.model_path = model
         self.ws: Workspace | None = workspace
@@ -88,6 +104,8 @@ class AssistApp(App[int]):
         self.index_state: IndexState | None = None
         self.model_state = ModelState()
         self._cancel: threading.Event | None = None
+        self._index_cancel = threading.Event()
+        """Set at exit, so that quitting during an index does not wait for all of it."""
         self._answering = False
         self.agent: Agent | None = None
         """One per TUI session, made at the first /agent, so that "always" lasts the session."""
@@ -150,7 +168,14 @@ class AssistApp(App[int]):
 
     def notify_error(self, exc: AssistError) -> None:
         text = exc.message + (f"\nFix: {exc.hint}" if exc.hint else "")
-        self.notify(text, title="assist", severity="error", timeout=15)
+        self.notify(text, title="assist", severity="error", timeout=15, markup=False)
+
+    def notify_bug(self, exc: Exception) -> None:
+        """An unexpected error in a worker: logged with its traceback, shown, and survived."""
+        self.notify(
+            f"{type(exc).__name__}: {exc}\n{log_hint()}",
+            title="assist: unexpected error", severity="error", timeout=20, markup=False,
+        )  # fmt: skip
 
     def refresh_index_state(self, indexing: str = "") -> None:
         if self.ws is None:
@@ -184,12 +209,16 @@ class AssistApp(App[int]):
         self._from_thread(self._progress, "scan", 0, 0)
         try:
             report: IndexReport | None = None
-            for item in self.ws.index():
+            for item in self.ws.index(cancel=self._index_cancel):
                 if isinstance(item, Progress):
                     self._from_thread(self._progress, item.phase, item.done, item.total)
                 else:
                     report = item
         except AssistError as exc:
+            self._from_thread(self._index_failed, exc)
+            return
+        except Exception as exc:
+            log.exception("indexing failed")
             self._from_thread(self._index_failed, exc)
             return
         self._from_thread(self._indexed, report)
@@ -217,11 +246,14 @@ class AssistApp(App[int]):
         if report is not None:
             self.notify(f"indexed {report.files} files in {report.seconds:.1f} s", timeout=4)
 
-    def _index_failed(self, exc: AssistError) -> None:
+    def _index_failed(self, exc: Exception) -> None:
         self.query_one("#progress", ProgressBar).display = False
         self.refresh_index_state()
         self.refresh_status()
-        self.notify_error(exc)
+        if isinstance(exc, AssistError):
+            self.notify_error(exc)
+        else:
+            self.notify_bug(exc)
 
     def start_watcher(self) -> None:
         if not self.watch_files or self.watcher is not None or self.ws is None:
@@ -246,10 +278,17 @@ class AssistApp(App[int]):
         self.refresh_status()
 
     def on_unmount(self) -> None:
+        self._index_cancel.set()
         if self._cancel is not None:
             self._cancel.set()
         if self.watcher is not None:
-            self.watcher.stop()
+            # `Watcher.stop` waits for a batch being indexed; a daemon thread lets quitting go
+            # on after a short wait (the process ends the batch with it).
+            stopper = threading.Thread(
+                target=self.watcher.stop, name="assist-tui-stop", daemon=True
+            )
+            stopper.start()
+            stopper.join(1.0)
 
     # -- chat ------------------------------------------------------------------------------------
 
@@ -279,7 +318,7 @@ class AssistApp(App[int]):
         elif name in ("/undo", "/redo"):
             self.undo_redo(redo=name == "/redo", force=rest.strip() == "--force")
         else:
-            self.notify(f"unknown command {name}", severity="warning")
+            self.notify(f"unknown command {name}", severity="warning", markup=False)
 
     # -- agent mode -------------------------------------------------------------------------------
 
@@ -315,10 +354,16 @@ class AssistApp(App[int]):
         except AssistError as exc:  # e.g. the model cannot be loaded
             self._from_thread(self.notify_error, exc)
             result = Finished("error", exc.message)
+        except Exception as exc:
+            log.exception("the agent failed")
+            self._from_thread(self.notify_bug, exc)
+            result = Finished("error", f"{type(exc).__name__}: {exc}")
         self._from_thread(self._agent_done, view, result)
 
     def _agent_done(self, view: AgentView, result: Finished) -> None:
         self._answering = False
+        if not view.is_attached:  # the conversation was cleared meanwhile
+            return
         view.finish(result)
         self.query_one(ChatView).scroll_to_end()
 
@@ -353,12 +398,16 @@ class AssistApp(App[int]):
                 exc = AssistError(exc.message, exc.hint.replace("force it", command))
             self._from_thread(self.notify_error, exc)
             return
+        except Exception as exc:
+            log.exception("undo/redo failed")
+            self._from_thread(self.notify_bug, exc)
+            return
         self._from_thread(self._restored, done, redo)
 
     def _restored(self, done: Restored, redo: bool) -> None:
         files = ", ".join([*done.written, *done.deleted]) or "no files"
         verb = "redone" if redo else "undone"
-        self.notify(f"{verb}: {files}\nnow at: {done.checkpoint.label}", timeout=6)
+        self.notify(f"{verb}: {files}\nnow at: {done.checkpoint.label}", timeout=6, markup=False)
 
     async def ask(self, question: str) -> None:
         if self.ws is None or self.session is None:
@@ -371,22 +420,29 @@ class AssistApp(App[int]):
         view.query_one(SourcesView).collapsed = not self.sources_visible
         self._answering = True
         self._cancel = threading.Event()
-        self.answer(question, view, self._cancel)
+        self.answer(question, view, self._cancel, self.session)
 
     @work(thread=True, exclusive=True, group="chat")
-    def answer(self, question: str, view: TurnView, cancel: threading.Event) -> None:
-        assert self.ws is not None and self.session is not None
+    def answer(
+        self, question: str, view: TurnView, cancel: threading.Event, session: ChatSession
+    ) -> None:
+        """The session is the one asked in, not `self.session`, which /new may replace."""
+        assert self.ws is not None
         try:
             model = self.ws.model
             self._from_thread(self._model_loaded)
-            prepared = self.session.prepare(question, model)
+            prepared = session.prepare(question, model)
             self._from_thread(view.show_sources, prepared.sources)
             pieces: list[str] = []
-            for piece in self.session.stream(prepared, model, cancel):
+            for piece in session.stream(prepared, model, cancel):
                 pieces.append(piece)
                 self._from_thread(view.append, piece)
-            turn = self.session.finish(prepared, "".join(pieces), model)
+            turn = session.finish(prepared, "".join(pieces), model)
         except AssistError as exc:
+            self._from_thread(self._answer_failed, view, exc)
+            return
+        except Exception as exc:
+            log.exception("answering failed")
             self._from_thread(self._answer_failed, view, exc)
             return
         self._from_thread(self._answered, view, turn)
@@ -401,6 +457,8 @@ class AssistApp(App[int]):
 
     async def _answered(self, view: TurnView, turn: Turn) -> None:
         self._answering = False
+        if not view.is_attached:
+            return
         await view.finish(turn)
         self.model_state = ModelState(
             self.model_state.name, self.model_state.mode, turn.tokens_per_second
@@ -408,10 +466,14 @@ class AssistApp(App[int]):
         self.refresh_status()
         self.query_one(ChatView).scroll_to_end()
 
-    def _answer_failed(self, view: TurnView, exc: AssistError) -> None:
+    def _answer_failed(self, view: TurnView, exc: Exception) -> None:
         self._answering = False
-        view.fail(exc.message)
-        self.notify_error(exc)
+        if isinstance(exc, AssistError):
+            self.notify_error(exc)
+        else:
+            self.notify_bug(exc)
+        if view.is_attached:
+            view.fail(exc.message if isinstance(exc, AssistError) else f"{type(exc).__name__}")
 
     async def show_turn(self, turn: Turn) -> TurnView:
         """Show a finished turn (a resumed conversation, or a test's known answer)."""
@@ -453,7 +515,7 @@ class AssistApp(App[int]):
         from assistant.search import SearchTimings
 
         if self.ws is None or not query.strip():
-            self._from_thread(self.query_one(SearchView).show_hits, [], "")
+            self._from_thread(self._show_hits, [], "")
             return
         timings = SearchTimings()
         try:
@@ -461,9 +523,16 @@ class AssistApp(App[int]):
         except AssistError as exc:
             self._from_thread(self.notify_error, exc)
             return
+        except Exception as exc:
+            log.exception("search failed")
+            self._from_thread(self.notify_bug, exc)
+            return
         if not get_current_worker().is_cancelled:  # a newer query has taken over
-            note = "; ".join(timings.notes)
-            self._from_thread(self.query_one(SearchView).show_hits, hits, note)
+            self._from_thread(self._show_hits, hits, "; ".join(timings.notes))
+
+    def _show_hits(self, hits: list[Any], note: str) -> None:
+        """On the UI thread: widgets are looked up here, never on a worker."""
+        self.query_one(SearchView).show_hits(hits, note)
 
     # -- actions ---------------------------------------------------------------------------------
 
@@ -496,16 +565,21 @@ class AssistApp(App[int]):
         if self._cancel is not None and self._answering:
             self._cancel.set()
 
+    def _busy(self) -> bool:
+        """A streaming answer (or agent) writes into the current conversation: keep it."""
+        if self._answering:
+            self.notify("stop the answer first (Esc)", severity="warning", timeout=4)
+        return self._answering
+
     def action_new_chat(self) -> None:
-        if self.ws is None:
+        if self.ws is None or self._busy():
             return
-        self.action_stop()
         self.session = ChatSession(self.ws)
         self.query_one(ChatView).clear()
         self.notify("new conversation", timeout=2)
 
     async def action_resume_chat(self) -> None:
-        if self.ws is None:
+        if self.ws is None or self._busy():
             return
         try:
             session = ChatSession.resume(self.ws)
@@ -515,7 +589,6 @@ class AssistApp(App[int]):
         if not session.turns:
             self.notify("no saved conversation yet", timeout=3)
             return
-        self.action_stop()
         self.session = session
         self.query_one(ChatView).clear()
         for turn in session.turns:
@@ -541,3 +614,37 @@ class AssistApp(App[int]):
         )
         yield SystemCommand("Re-index", "Bring the index up to date (F5)", self.action_reindex)
         yield SystemCommand("Keys", "Every key and chat command (F1)", self.action_help)
+
+
+def log_file_for(path: str | None) -> Path:
+    """Where the TUI logs: `<repo>/.assist/tui.log`, or the XDG state dir outside a repo."""
+    root = find_root(Path(path).expanduser() if path else Path.cwd())
+    if root is not None:
+        return root / ".assist" / "tui.log"
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "assist" / "tui.log"
+
+
+@contextlib.contextmanager
+def logging_to_file(log_path: Path) -> Iterator[Path]:
+    """For the app's lifetime, root logging goes to a file: a handler holding the terminal's
+    stderr (`logging.basicConfig` in the CLI) would paint over the screen."""
+    root = logging.getLogger()
+    streams = [
+        h
+        for h in root.handlers
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+    ]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_path, encoding="utf-8", delay=True)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for h in streams:
+        root.removeHandler(h)
+    root.addHandler(handler)
+    try:
+        yield log_path
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+        for h in streams:
+            root.addHandler(h)

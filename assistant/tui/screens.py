@@ -8,6 +8,7 @@ from rich.syntax import Syntax
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Markdown, Static
 
@@ -48,9 +49,11 @@ class PreviewScreen(ModalScreen[None]):
             indent_guides=False,
         )
         with Vertical(id="preview-box"):
-            yield Static(
-                f"[b]{self.path}:{self.line}[/b]  [dim](Esc to close)[/dim]", id="preview-title"
+            # Not markup: a path like `pages/[id].tsx` is shown as it is.
+            title = Content.assemble(
+                (f"{self.path}:{self.line}", "bold"), "  ", ("(Esc to close)", "dim")
             )
+            yield Static(title, id="preview-title")
             with VerticalScroll(id="preview-scroll"):
                 yield Static(syntax, id="preview-code")
 
