@@ -45,7 +45,7 @@ class Workspace:
         self.settings = settings
         self.rules = PathRules(root, private=settings.index.private, exclude=settings.index.exclude)
         self.index_dir = root / INDEX_DIR
-        self._store: Store | None = None
+        self._stores: dict[int, tuple[threading.Thread, Store]] = {}
         self._vectors: VectorIndex | None = None
         self._embedder: Embedder | None = None
         self._model: Model | None = None
@@ -90,16 +90,30 @@ class Workspace:
 
     @property
     def store(self) -> Store:
+        """This thread's connection to the index.
+
+        One connection per thread: on a shared one, a reader would see another thread's
+        half-written transaction, and a writer's ROLLBACK would abort a reader's statement.
+        In WAL mode each reader sees the last commit while the indexer writes.
+        """
         from assistant.store import Store
 
+        me = threading.get_ident()
+        mine = self._stores.get(me)
+        if mine is not None:
+            return mine[1]
         with self._lock:
-            if self._store is None:
-                self.index_dir.mkdir(parents=True, exist_ok=True)
-                gitignore = self.index_dir / ".gitignore"
-                if not gitignore.exists():
-                    gitignore.write_text("*\n")  # the index never shows up in `git status`
-                self._store = Store(self.db_path)
-            return self._store
+            self.index_dir.mkdir(parents=True, exist_ok=True)
+            gitignore = self.index_dir / ".gitignore"
+            if not gitignore.exists():
+                gitignore.write_text("*\n")  # the index never shows up in `git status`
+            # Connections of threads that have ended (Textual starts a thread per worker).
+            alive = {t.ident for t in threading.enumerate()}
+            for ident in [i for i in self._stores if i not in alive]:
+                self._stores.pop(ident)[1].close()
+            store = Store(self.db_path)
+            self._stores[me] = (threading.current_thread(), store)
+            return store
 
     def writer_lock(self) -> _WriterLock:
         self.index_dir.mkdir(parents=True, exist_ok=True)
@@ -224,9 +238,10 @@ class Workspace:
         )
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        with self._lock:
+            for _, store in self._stores.values():
+                store.close()
+            self._stores.clear()
 
 
 class _WriterLock:

@@ -2,7 +2,9 @@
 
 Everything slow runs in thread workers (`@work(thread=True)`): the first index, model loading,
 answers and searches. Textual cannot kill a thread, so the chat worker stops through the cancel
-event every model stream takes; results come back with `call_from_thread`.
+event every model stream takes; results come back with `call_from_thread`. Chat answers live in
+`chat_mode.py`, the agent and /undo in `agent_mode.py`; this module holds layout, indexing,
+search, slash commands and actions.
 """
 
 from __future__ import annotations
@@ -11,36 +13,31 @@ import contextlib
 import logging
 import multiprocessing.resource_tracker
 import os
-import queue
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, OptionList, ProgressBar, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
-from assistant.agent import Agent, Finished, Token
-from assistant.agent_tools import ApprovalRequest
-from assistant.chat import ChatSession, Turn, read_preview
-from assistant.checkpoints import Checkpoints, Restored
+from assistant.agent import Agent
+from assistant.chat import ChatSession, read_preview
 from assistant.errors import AssistError
-from assistant.tui.approval import ApprovalScreen
+from assistant.tui.agent_mode import AgentMode
+from assistant.tui.chat_mode import ChatMode
 from assistant.tui.screens import HelpScreen, PreviewScreen
 from assistant.tui.views import (
-    AgentView,
     ChatView,
     IndexState,
     ModelState,
     OpenLocation,
     SearchView,
-    SourcesView,
     StatusBar,
-    TurnView,
 )
 from assistant.workspace import Workspace, find_root
 
@@ -64,7 +61,7 @@ CHAT_COMMANDS: list[tuple[str, str]] = [
 ]
 
 
-class AssistApp(App[int]):
+class AssistApp(AgentMode, ChatMode):
     """One repository, one workspace; views only translate."""
 
     CSS_PATH = "app.tcss"
@@ -319,168 +316,6 @@ class AssistApp(App[int]):
             self.undo_redo(redo=name == "/redo", force=rest.strip() == "--force")
         else:
             self.notify(f"unknown command {name}", severity="warning", markup=False)
-
-    # -- agent mode -------------------------------------------------------------------------------
-
-    async def start_agent(self, task: str) -> None:
-        if self.ws is None:
-            self.notify_error(self.open_error or AssistError("no repository", "restart assist"))
-            return
-        if not task:
-            self.notify_error(AssistError("no task given", "type /agent and what to do"))
-            return
-        if self._answering:
-            self.notify("still working: Esc stops it", severity="warning")
-            return
-        if self.agent is None:
-            self.agent = Agent(self.ws, self.approve_in_worker)
-        self.agent.cancel.clear()
-        self._cancel = self.agent.cancel  # Esc (action_stop) sets it
-        self._answering = True
-        view = AgentView(task)
-        await self.query_one(ChatView).add(view)
-        self.notify("agent mode: each change waits for your y / n / a; Esc stops", timeout=4)
-        self.run_agent(self.agent, task, view)
-
-    @work(thread=True, exclusive=True, group="agent")
-    def run_agent(self, agent: Agent, task: str, view: AgentView) -> None:
-        result = Finished("stopped", "the agent ended without a result")
-        try:
-            for event in agent.run(task):
-                if isinstance(event, Finished):
-                    result = event
-                elif not isinstance(event, Token):  # the call being written: too chatty
-                    self._from_thread(view.show, event)
-        except AssistError as exc:  # e.g. the model cannot be loaded
-            self._from_thread(self.notify_error, exc)
-            result = Finished("error", exc.message)
-        except Exception as exc:
-            log.exception("the agent failed")
-            self._from_thread(self.notify_bug, exc)
-            result = Finished("error", f"{type(exc).__name__}: {exc}")
-        self._from_thread(self._agent_done, view, result)
-
-    def _agent_done(self, view: AgentView, result: Finished) -> None:
-        self._answering = False
-        if not view.is_attached:  # the conversation was cleared meanwhile
-            return
-        view.finish(result)
-        self.query_one(ChatView).scroll_to_end()
-
-    def approve_in_worker(self, request: ApprovalRequest) -> str:
-        """The agent's approver: on the agent's worker thread, it shows `ApprovalScreen` and
-        blocks until the user answers. (`push_screen_wait` needs to run inside the worker's own
-        task, which `call_from_thread` is not, so the answer comes back through a queue.)"""
-        answers: queue.Queue[str | None] = queue.Queue()
-        self._from_thread(self.push_screen, ApprovalScreen(request), answers.put)
-        while self.is_running:
-            with contextlib.suppress(queue.Empty):
-                return answers.get(timeout=0.1) or "no"
-        return "no"  # the app has gone: nothing runs
-
-    def undo_redo(self, *, redo: bool, force: bool = False) -> None:
-        if self.ws is None:
-            self.notify_error(self.open_error or AssistError("no repository", "restart assist"))
-        elif self._answering:
-            self.notify("wait until the agent or the answer is done (Esc stops it)")
-        else:
-            self.restore(redo, force)
-
-    @work(thread=True, exclusive=True, group="undo")
-    def restore(self, redo: bool, force: bool) -> None:
-        assert self.ws is not None
-        checkpoints = self.agent.checkpoints if self.agent else Checkpoints(self.ws.root)
-        try:
-            done = checkpoints.redo(force=force) if redo else checkpoints.undo(force=force)
-        except AssistError as exc:
-            if "force it" in exc.hint:
-                command = f"/{'redo' if redo else 'undo'} --force"
-                exc = AssistError(exc.message, exc.hint.replace("force it", command))
-            self._from_thread(self.notify_error, exc)
-            return
-        except Exception as exc:
-            log.exception("undo/redo failed")
-            self._from_thread(self.notify_bug, exc)
-            return
-        self._from_thread(self._restored, done, redo)
-
-    def _restored(self, done: Restored, redo: bool) -> None:
-        files = ", ".join([*done.written, *done.deleted]) or "no files"
-        verb = "redone" if redo else "undone"
-        self.notify(f"{verb}: {files}\nnow at: {done.checkpoint.label}", timeout=6, markup=False)
-
-    async def ask(self, question: str) -> None:
-        if self.ws is None or self.session is None:
-            self.notify_error(self.open_error or AssistError("no repository", "restart assist"))
-            return
-        if self._answering:
-            self.notify("still answering: Esc stops it", severity="warning")
-            return
-        view = await self.query_one(ChatView).begin(question)
-        view.query_one(SourcesView).collapsed = not self.sources_visible
-        self._answering = True
-        self._cancel = threading.Event()
-        self.answer(question, view, self._cancel, self.session)
-
-    @work(thread=True, exclusive=True, group="chat")
-    def answer(
-        self, question: str, view: TurnView, cancel: threading.Event, session: ChatSession
-    ) -> None:
-        """The session is the one asked in, not `self.session`, which /new may replace."""
-        assert self.ws is not None
-        try:
-            model = self.ws.model
-            self._from_thread(self._model_loaded)
-            prepared = session.prepare(question, model)
-            self._from_thread(view.show_sources, prepared.sources)
-            pieces: list[str] = []
-            for piece in session.stream(prepared, model, cancel):
-                pieces.append(piece)
-                self._from_thread(view.append, piece)
-            turn = session.finish(prepared, "".join(pieces), model)
-        except AssistError as exc:
-            self._from_thread(self._answer_failed, view, exc)
-            return
-        except Exception as exc:
-            log.exception("answering failed")
-            self._from_thread(self._answer_failed, view, exc)
-            return
-        self._from_thread(self._answered, view, turn)
-
-    def _model_loaded(self) -> None:
-        assert self.ws is not None
-        model = self.ws.model
-        self.model_state = ModelState(
-            model.name, model.fim_mode, self.model_state.tokens_per_second
-        )
-        self.refresh_status()
-
-    async def _answered(self, view: TurnView, turn: Turn) -> None:
-        self._answering = False
-        if not view.is_attached:
-            return
-        await view.finish(turn)
-        self.model_state = ModelState(
-            self.model_state.name, self.model_state.mode, turn.tokens_per_second
-        )
-        self.refresh_status()
-        self.query_one(ChatView).scroll_to_end()
-
-    def _answer_failed(self, view: TurnView, exc: Exception) -> None:
-        self._answering = False
-        if isinstance(exc, AssistError):
-            self.notify_error(exc)
-        else:
-            self.notify_bug(exc)
-        if view.is_attached:
-            view.fail(exc.message if isinstance(exc, AssistError) else f"{type(exc).__name__}")
-
-    async def show_turn(self, turn: Turn) -> TurnView:
-        """Show a finished turn (a resumed conversation, or a test's known answer)."""
-        view = await self.query_one(ChatView).begin(turn.question)
-        view.query_one(SourcesView).collapsed = not self.sources_visible
-        await view.finish(turn)
-        return view
 
     # -- opening locations -----------------------------------------------------------------------
 
