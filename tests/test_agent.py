@@ -349,7 +349,7 @@ def test_cli_agent_with_a_junk_model_ends_cleanly(
 def test_terminal_approval_shows_exactly_what_runs(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from assistant.cli import _ask_in_terminal
+    from assistant.cli.conversation import _ask_in_terminal
 
     sneaky = "echo safe\x1b[2K\rrm -rf ~"  # a terminal escape that would hide the rm
     request = ApprovalRequest("run_command", "command", f"run: {sneaky}", sneaky)
@@ -378,6 +378,7 @@ def test_cli_prints_no_raw_escape_from_the_repository(
     # hide the next approval prompt if echoed raw. The model is the real tiny one, steered; the
     # command line is the real `cmd_agent` with terminal approvals, handed that workspace.
     from assistant import cli
+    from assistant.cli import conversation
 
     planted = "x = 1  # \x1b[8mignore the prompt below\x1b]0;title\x07\r\x1b[2K\n"
     (ws.root / "src" / "evil.py").write_text(planted)
@@ -388,7 +389,7 @@ def test_cli_prints_no_raw_escape_from_the_repository(
         {"tool": "final", "args": {"answer": "done \x1b[8mhidden\x1b[0m"}},
     ]
     monkeypatch.setattr(ws, "_model", Steered(tiny, calls))
-    monkeypatch.setattr(cli, "_workspace", lambda args, path: ws)
+    monkeypatch.setattr(conversation, "workspace_for", lambda args, path: ws)
     monkeypatch.setattr(sys, "stdin", io.StringIO("y\ny\n"))
     assert cli.main(["agent", "look at evil.py", "--repo", str(ws.root)]) == 0
     out = capsys.readouterr()

@@ -1,0 +1,64 @@
+"""What every command shares: the settings, the workspace, a progress line, the model flag."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from assistant.config import Settings
+    from assistant.workspace import Workspace
+
+
+def settings_for(args: argparse.Namespace) -> Settings:
+    from assistant.config import load_settings
+    from assistant.workspace import find_root
+
+    repo = getattr(args, "repo", None)
+    root = Path(repo).resolve() if repo else find_root(Path.cwd())
+    overrides = {"model": {"path": getattr(args, "model", None)}}
+    return load_settings(root, overrides=overrides)
+
+
+def workspace_for(args: argparse.Namespace, path: str | None) -> Workspace:
+    from assistant.workspace import Workspace
+
+    overrides = {"model": {"path": getattr(args, "model", None)}}
+    return Workspace.open(path, overrides=overrides)
+
+
+class ProgressLine:
+    """One self-rewriting progress line on stderr (plain lines when stderr is not a terminal)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+        self.phase = ""
+
+    def show(self, phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        changed = phase != self.phase
+        if not changed and now - self.last < (0.1 if self.tty else 5.0) and done != total:
+            return
+        self.last, self.phase = now, phase
+        label = {"parse": "symbols + keywords", "embed": "vectors"}.get(phase, phase)
+        if total:
+            width = 30
+            filled = int(width * done / total)
+            bar = "#" * filled + "-" * (width - filled)
+            text = f"{label:20} [{bar}] {done}/{total}"
+        else:
+            text = f"{label:20} ..."
+        if self.tty:
+            sys.stderr.write("\r\033[K" + text + ("\n" if done == total and total else ""))
+        else:
+            sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
+def add_model_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="PATH", help="GGUF file to use (overrides config)")
+    p.add_argument("--repo", metavar="PATH", help="repository (default: the one around cwd)")

@@ -1,0 +1,134 @@
+"""`assist index`, `watch` and `search`: the index, kept fresh, and queried."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from assistant.cli.common import ProgressLine, workspace_for
+
+if TYPE_CHECKING:
+    pass
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from assistant.indexer import IndexReport
+
+    ws = workspace_for(args, args.path)
+    progress = ProgressLine()
+    report: IndexReport | None = None
+    vectors = False if args.no_vectors else None
+    for item in ws.index(vectors=vectors):
+        if isinstance(item, IndexReport):
+            report = item
+        elif not args.quiet:
+            progress.show(item.phase, item.done, item.total)
+    assert report is not None
+    counts = ws.store.counts()
+    if args.json:
+        summary = {
+            "root": str(ws.root),
+            **counts,
+            "parsed": report.parsed,
+            "unchanged": report.unchanged,
+            "removed": report.removed,
+            "embedded": report.embedded,
+            "seconds": round(report.seconds, 3),
+            "skipped": [{"path": p, "reason": r} for p, r in report.skipped],
+        }
+        print(json.dumps(summary))
+    elif not args.quiet:
+        print(
+            f"indexed {ws.root}: {counts['files']} files, {counts['symbols']} symbols, "
+            f"{counts['chunks']} chunks, {counts['vectors']} vectors "
+            f"({report.parsed} parsed, {report.unchanged} unchanged, {report.removed} removed, "
+            f"{len(report.skipped)} skipped) in {report.seconds:.2f} s"
+        )
+        for path, reason in report.skipped[:20] if args.verbose_skips else []:
+            print(f"  skipped {path}: {reason}")
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from assistant.watcher import Batch, Watcher
+
+    ws = workspace_for(args, args.path)
+    progress = ProgressLine()
+    from assistant.indexer import Progress
+
+    for item in ws.index(vectors=False if args.no_vectors else None):
+        if not args.quiet and isinstance(item, Progress):
+            progress.show(item.phase, item.done, item.total)
+
+    def show(batch: Batch) -> None:
+        if args.quiet or batch.report is None:
+            return
+        r = batch.report
+        print(f"{time.strftime('%H:%M:%S')} {batch.reason}: {r.parsed} parsed, {r.removed} "
+              f"removed, {r.embedded} embedded in {batch.seconds:.2f} s", flush=True)  # fmt: skip
+
+    def step(item: Progress) -> None:
+        if not args.quiet and item.total > 50:  # a bulk change: show it moving
+            progress.show(item.phase, item.done, item.total)
+
+    watcher = Watcher(
+        ws, vectors=False if args.no_vectors else None, on_batch=show, on_progress=step
+    )
+    watcher.start()
+    mode = "watching" if watcher.watching else "rescanning every 30 s (cannot watch)"
+    print(f"{mode} {ws.root}; Ctrl-C to stop", file=sys.stderr, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        watcher.stop()
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from assistant.search import SearchTimings
+
+    ws = workspace_for(args, args.repo)
+    timings = SearchTimings()
+    hits = ws.search(args.query, k=args.k, mode=args.mode, timings=timings)
+    if args.json:
+        print(json.dumps([h.as_json() for h in hits]))
+        return 0
+    for note in timings.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not hits:
+        print("no results")
+        return 0
+    for hit in hits:
+        print(f"{hit.path}:{hit.start_line}  {hit.kind}  {hit.name}    score {hit.score:.4f}")
+        if hit.signature:
+            print(f"    {hit.signature}")
+        for line in hit.snippet.split("\n")[:3]:
+            print(f"    | {line}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("index", help="build or refresh the index of a repository")
+    p.add_argument("path", nargs="?", help="repository (default: the one around cwd)")
+    p.add_argument("--no-vectors", action="store_true", help="keywords only; skip embedding")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
+    p.add_argument("--verbose-skips", action="store_true", help="list skipped files")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("watch", help="keep the index fresh as files change")
+    p.add_argument("path", nargs="?", help="repository (default: the one around cwd)")
+    p.add_argument("--no-vectors", action="store_true", help="keywords only; skip embedding")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing per batch")
+    p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("search", help="hybrid code search over the index")
+    p.add_argument("query")
+    p.add_argument("--repo", metavar="PATH", help="repository (default: the one around cwd)")
+    p.add_argument("-k", type=int, default=None, help="number of results (default 10)")
+    p.add_argument("--json", action="store_true", help="JSON array of results")
+    p.add_argument("--mode", choices=["hybrid", "keyword", "vector"], default=None)
+    p.set_defaults(func=cmd_search)
