@@ -71,7 +71,13 @@ class Parsed:
 
 
 def parse_file(
-    root: str, f: RepoFile, old_hash: str | None, max_line_length: int, chunk_lines: int
+    root: str,
+    f: RepoFile,
+    old_hash: str | None,
+    max_line_length: int,
+    chunk_lines: int,
+    *,
+    bounded: bool = True,
 ) -> Parsed:
     """Read, check, hash, extract and chunk one file (runs in a worker process)."""
     try:
@@ -86,7 +92,7 @@ def parse_file(
     if digest == old_hash:
         return Parsed(f.path, "same", hash=digest)
     text = data.decode("utf-8")
-    symbols = tuple(extract_symbols(data, f.language)) if f.language else ()
+    symbols = tuple(extract_symbols(data, f.language, bounded=bounded)) if f.language else ()
     chunks = tuple(make_chunks(f.path, text, list(symbols), chunk_lines))
     keywords = tuple(
         fts_columns(c.qualified_name, f.path, c.signature, c.doc, c.text) for c in chunks
@@ -97,7 +103,9 @@ def parse_file(
 def _parse_batch(
     root: str, batch: Sequence[tuple[RepoFile, str | None]], max_line_length: int, lines: int
 ) -> list[Parsed]:
-    return [parse_file(root, f, h, max_line_length, lines) for f, h in batch]
+    # A worker is killed at its batch's deadline, so tree-sitter's own budget (which costs a
+    # second parse: see symbols._parse) is not needed here.
+    return [parse_file(root, f, h, max_line_length, lines, bounded=False) for f, h in batch]
 
 
 def _ready(_: int) -> int:

@@ -150,12 +150,13 @@ def _parser(language: str) -> Parser | None:
     return parser
 
 
-def extract_symbols(source: bytes, language: str) -> list[Symbol]:
+def extract_symbols(source: bytes, language: str, *, bounded: bool = True) -> list[Symbol]:
     """The definitions in `source`, sorted by (start_line, end_line descending).
 
     Never raises on bad input: syntax errors leave ERROR nodes and whatever still parses as a
     definition is returned. An unknown language, or one whose grammar or query failed to load,
-    has no symbols.
+    has no symbols. `bounded=False` skips the parse time budget, for callers that bound the
+    time themselves (the indexer's worker processes, which are killed at a deadline).
     """
     spec = languages.spec(language)
     query = languages.tags_query(language)
@@ -163,7 +164,7 @@ def extract_symbols(source: bytes, language: str) -> list[Symbol]:
     # A NUL in the first 8 KB means binary (git's test); parsing it would only cost time.
     if spec is None or query is None or parser is None or b"\0" in source[:8192]:
         return []
-    tree = _parse(parser, source)
+    tree = _parse(parser, source) if bounded else parser.parse(source)
     if tree is None:
         return []
     context = _Context(source)
