@@ -115,3 +115,11 @@ def test_http_error_is_a_clear_error(server_url: str) -> None:
     remote = RemoteModel(server_url + "/nothing-here", ModelSettings())
     with pytest.raises(AssistError, match="HTTP 404"):
         list(remote.complete("hi"))
+
+
+def test_grammar_constrains_the_output(model: Model) -> None:
+    """The agent's tool calls rely on this: under a GBNF grammar the tiny model (which would
+    otherwise repeat its favourite letter) can only write what the grammar allows."""
+    grammar = 'root ::= "{\\"tool\\": \\"" ("read" | "grep") "\\"}"'
+    text = "".join(model.chat([Message("user", "call a tool")], max_tokens=16, grammar=grammar))
+    assert text in ('{"tool": "read"}', '{"tool": "grep"}'), text
