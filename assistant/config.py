@@ -80,7 +80,7 @@ class SearchSettings:
     mode: str = "hybrid"
     """`hybrid`, `keyword` or `vector`."""
     fusion: str = "score"
-    """How hybrid mode combines the lists: `score` (normalised BM25 and cosine, 0.4/0.6) or
+    """How hybrid mode combines the lists: `score` (normalised BM25 and cosine, 0.7/0.3) or
     `rrf` (reciprocal rank fusion); see docs/search.md for the measurements."""
 
 

@@ -27,8 +27,9 @@ MODES: tuple[Mode, ...] = ("hybrid", "keyword", "vector")
 
 CANDIDATES = 200
 RRF_K = 60
-VECTOR_SHARE = 0.6
-"""Weight of the vector score in hybrid fusion; the keyword score gets the rest."""
+VECTOR_SHARE = 0.3
+"""Weight of the vector score in hybrid fusion; the keyword score gets the rest (less when its
+list is flat: see `fuse`)."""
 KEYWORD_PEAK = 0.5
 """The keyword list keeps its full weight when its 10th score is at most half its best."""
 SYNONYM_WEIGHT = 0.25
@@ -89,8 +90,8 @@ def fuse(bm25: dict[int, float], cosine: dict[int, float]) -> dict[int, float]:
 
     BM25 is divided by the query's best score; cosine is min-max scaled over the candidates.
     On the retrieval benchmark this beat reciprocal rank fusion (0.427 against 0.415 overall
-    MRR@10, before other tuning): the vector list is the stronger one here, and RRF's rank
-    flattening gave the weaker keyword list as much say.
+    MRR@10, before other tuning): RRF's rank flattening gives the weaker list as much say as
+    the stronger. Which list is stronger changed with the BM25 body weight (docs/search.md).
     """
     alpha = VECTOR_SHARE if bm25 and cosine else (1.0 if cosine else 0.0)
     if bm25 and cosine:

@@ -64,7 +64,7 @@ MIGRATIONS: list[str] = [
 ]
 
 # BM25 column weights: a match in the symbol's name says most, its path a little more than body.
-NAME_WEIGHT, PATH_WEIGHT, BODY_WEIGHT = 4.0, 1.5, 1.0
+NAME_WEIGHT, PATH_WEIGHT, BODY_WEIGHT = 4.0, 1.5, 0.1
 
 
 @dataclass(frozen=True)
