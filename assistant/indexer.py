@@ -231,7 +231,7 @@ def index_keywords(
     started = time.perf_counter()
     report = IndexReport()
     yield Progress("scan", 0, 0)
-    files, skips = scan(root, rules, settings.max_file_size, only)
+    files, skips = scan(root, rules, settings.max_file_size, only, settings.text_extensions)
     report.skipped.extend((s.path, s.reason) for s in skips)
     states = store.file_states()
     present = {f.path for f in files}

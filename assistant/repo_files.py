@@ -12,8 +12,9 @@ import logging
 import os
 import stat
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import pathspec
 
@@ -90,7 +91,11 @@ def walk_paths(root: Path) -> list[str]:
 
 
 def scan(
-    root: Path, rules: PathRules, max_file_size: int, only: set[str] | None = None
+    root: Path,
+    rules: PathRules,
+    max_file_size: int,
+    only: set[str] | None = None,
+    text_extensions: Iterable[str] = (),
 ) -> tuple[list[RepoFile], list[Skip]]:
     """Candidate files with their stat, and the skipped ones with a reason. Reads no content.
 
@@ -134,8 +139,38 @@ def scan(
         if st.st_size > max_file_size:
             skips.append(Skip(rel, f"too large ({st.st_size} bytes > {max_file_size})"))
             continue
-        files.append(RepoFile(rel, st.st_size, st.st_mtime_ns, language_for_path(rel)))
+        language = language_for_path(rel)
+        if language is None and not is_text_kind(rel, text_extensions):
+            skips.append(Skip(rel, f"not source, config or docs ({PurePath(rel).suffix})"))
+            continue
+        files.append(RepoFile(rel, st.st_size, st.st_mtime_ns, language))
     return files, skips
+
+
+# Files without a grammar that are still worth searching as text: code in other languages,
+# docs, config. Anything else with an extension (test data such as CPython's `.decTest`,
+# pickles, fixtures) is left out; `index.text_extensions` adds more.
+_TEXT_EXTENSIONS = """
+    .kt .kts .swift .scala .sc .lua .sql .r .pl .pm .hs .ml .mli .fs .fsx .ex .exs .erl .hrl
+    .clj .cljs .cljc .dart .groovy .gradle .vue .svelte .astro .m .mm .jl .nim .zig .v .sv
+    .vhd .vhdl .asm .s .ps1 .psm1 .bat .cmd .fish .zsh .ksh .tcl .proto .thrift .graphql .gql
+    .sol .cu .cuh .f .f90 .for .pas .d .cr .elm .purs .rkt .scm .lisp .el .vim .nix .tf .hcl
+    .cmake .mk .mak .dockerfile .jinja .jinja2 .j2 .tmpl .tpl .hbs .mustache .ejs .erb .haml
+    .pug .pyi .pyx .pxd .mjs .cjs .mts .cts .h .hh .hxx .inl .ipp .gd .ino .sh .awk .sed
+    .md .markdown .rst .txt .adoc .asciidoc .org .tex .texi .rdoc .pod .man .1 .3
+    .html .htm .xhtml .css .scss .sass .less .styl .xml .xsd .xsl .xslt .wsdl .plist
+    .json .jsonc .json5 .yaml .yml .toml .ini .cfg .conf .properties .in .example .sample
+    .service .desktop .spec .bazel .bzl .star .ninja .gn .gni .csproj .sln .props
+    .targets .pom .sbt .cabal .gemspec .podspec .rake .ru .editorconfig .gitattributes
+"""
+TEXT_EXTENSIONS = frozenset(_TEXT_EXTENSIONS.split())
+
+
+def is_text_kind(rel: str, extra: Iterable[str] = ()) -> bool:
+    """Whether a file without a grammar is worth indexing as text (no extension counts: scripts,
+    `Makefile`, `README`)."""
+    suffix = PurePath(rel).suffix.lower()
+    return not suffix or suffix in TEXT_EXTENSIONS or suffix in {e.lower() for e in extra}
 
 
 def content_problem(data: bytes, max_line_length: int) -> str | None:

@@ -74,7 +74,8 @@ def repo(tmp_path: Path) -> Path:
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
-    (root / "blob.bin").write_bytes(b"\0\1\2binary")
+    (root / "blob").write_bytes(b"\0\1\2binary")  # no extension: its content decides
+    (root / "data.bin").write_bytes(b"\0\1\2binary")
     (root / "latin.py").write_bytes("x = 'caf\u00e9'\n".encode("latin-1"))
     (root / "bundle.min.js").write_text("var a=1;" * 1000)
     (root / ".env").write_text("API_KEY=hunter2\n")
@@ -98,7 +99,8 @@ def test_index_and_keyword_search(repo: Path) -> None:
     counts = ws.store.counts()
     assert counts["files"] == 4  # 3 code files and the README; the rest is skipped
     reasons = dict(report.skipped)
-    assert reasons["blob.bin"] == "binary"
+    assert reasons["blob"] == "binary"
+    assert reasons["data.bin"] == "not source, config or docs (.bin)"
     assert reasons["latin.py"].startswith("not valid UTF-8")
     assert reasons["bundle.min.js"].startswith("minified")
     assert reasons[".env"].startswith("private")

@@ -123,3 +123,18 @@ def test_privacy_check_guards_prompt_paths(tmp_path: Path) -> None:
         rules.check("internal/plan.txt")
     with pytest.raises(AssistError, match="outside the repository"):
         rules.check("../elsewhere.py")
+
+
+def test_data_files_are_skipped_but_text_kinds_are_kept(tmp_path: Path) -> None:
+    """Source, docs and config are indexed; test data with unknown extensions is not."""
+    from assistant.privacy import PathRules
+    from assistant.repo_files import scan
+
+    for name in ("a.py", "notes.md", "conf.yaml", "query.sql", "Makefile", "x.decTest", "t.pck"):
+        (tmp_path / name).write_text("hello\n")
+    files, skips = scan(tmp_path, PathRules(tmp_path), 1_000_000)
+    assert {f.path for f in files} == {"a.py", "notes.md", "conf.yaml", "query.sql", "Makefile"}
+    reasons = {s.path: s.reason for s in skips}
+    assert reasons["x.decTest"] == "not source, config or docs (.decTest)"
+    files, _ = scan(tmp_path, PathRules(tmp_path), 1_000_000, text_extensions=(".dectest",))
+    assert "x.decTest" in {f.path for f in files}
