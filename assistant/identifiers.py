@@ -134,11 +134,22 @@ def words(text: str) -> Iterator[str]:
     return (m.group(0) for m in _WORD.finditer(text))
 
 
+_SEEN: dict[str, tuple[str, ...]] = {}
+"""`_terms` by word, read without lru_cache's call overhead: this is the indexer's hottest loop
+(millions of words on a large repository). Bounded like the lru_cache behind it."""
+
+
 def index_terms(text: str) -> list[str]:
     """Terms for the keyword index: whole identifiers, their parts, stemmed."""
     out: list[str] = []
+    extend, seen = out.extend, _SEEN.get
     for word in _WORD.findall(text):
-        out.extend(_terms(word))
+        terms = seen(word)
+        if terms is None:
+            terms = _terms(word)
+            if len(_SEEN) < 500_000:
+                _SEEN[word] = terms
+        extend(terms)
     return out
 
 

@@ -20,12 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from assistant.chunks import Chunk, make_chunks
+from assistant.chunks import make_chunks
 from assistant.config import IndexSettings
 from assistant.privacy import PathRules
 from assistant.repo_files import RepoFile, content_problem, scan
-from assistant.store import ChunkRow, Store, fts_columns
-from assistant.symbols import Symbol, extract_symbols
+from assistant.store import (
+    ChunkRow,
+    ChunkValues,
+    Store,
+    SymbolValues,
+    chunk_values,
+    fts_columns,
+    symbol_values,
+)
+from assistant.symbols import extract_symbols
 
 if TYPE_CHECKING:
     from assistant.embeddings import Embedder
@@ -64,8 +72,8 @@ class Parsed:
     """`ok`, `same` (content hash unchanged) or `skip`."""
     hash: str = ""
     reason: str = ""
-    symbols: tuple[Symbol, ...] = ()
-    chunks: tuple[Chunk, ...] = ()
+    symbols: tuple[SymbolValues, ...] = ()
+    chunks: tuple[ChunkValues, ...] = ()
     keywords: tuple[tuple[str, str, str], ...] = ()
     """The FTS columns of each chunk, computed here so the work spreads over the workers."""
 
@@ -97,7 +105,14 @@ def parse_file(
     keywords = tuple(
         fts_columns(c.qualified_name, f.path, c.signature, c.doc, c.text) for c in chunks
     )
-    return Parsed(f.path, "ok", hash=digest, symbols=symbols, chunks=chunks, keywords=keywords)
+    return Parsed(
+        f.path,
+        "ok",
+        hash=digest,
+        symbols=tuple(map(symbol_values, symbols)),
+        chunks=tuple(map(chunk_values, chunks)),
+        keywords=keywords,
+    )
 
 
 def _parse_batch(

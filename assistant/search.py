@@ -9,8 +9,10 @@ worse here, see `fuse`), and each hit keeps both ranks so a result can be explai
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -138,6 +140,33 @@ def fuse_rrf(bm25: dict[int, float], cosine: dict[int, float]) -> dict[int, floa
     return out
 
 
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="assist-vectors")
+        return _POOL
+
+
+def _nearest(
+    vectors: VectorIndex,
+    embed: Callable[[str], np.ndarray],
+    query: str,
+    timings: SearchTimings,
+) -> list[tuple[int, float]]:
+    t = time.perf_counter()
+    qvec = embed(query)
+    timings.embed_ms = (time.perf_counter() - t) * 1000
+    t = time.perf_counter()
+    found = vectors.search(qvec, CANDIDATES)
+    timings.vector_ms = (time.perf_counter() - t) * 1000
+    return found
+
+
 def _snippet(row: ChunkRow, max_lines: int = 6) -> str:
     lines = row.text.split("\n")
     return "\n".join(lines[:max_lines])
@@ -163,6 +192,13 @@ def search(
     vec_sim: dict[int, float] = {}
     bm25: dict[int, float] = {}
 
+    # Hybrid: embed the query and search the vectors on another thread while FTS5 ranks the
+    # keywords here. llama.cpp and SQLite both release the GIL, so on two cores the two lists
+    # cost the slower of them, not their sum.
+    vector_part: Future[list[tuple[int, float]]] | None = None
+    if mode == "hybrid" and vectors is not None and embed is not None and vectors.count > 0:
+        vector_part = _pool().submit(_nearest, vectors, embed, query, timings)
+
     if mode in ("hybrid", "keyword"):
         t = time.perf_counter()
         terms, synonyms = query_terms(query)
@@ -185,14 +221,14 @@ def search(
         if vectors is None or embed is None or vectors.count == 0:
             timings.notes.append("no vectors yet: run `assist index` (keyword results only)")
         else:
-            t = time.perf_counter()
-            qvec = embed(query)
-            timings.embed_ms = (time.perf_counter() - t) * 1000
-            t = time.perf_counter()
-            for rank, (cid, cos) in enumerate(vectors.search(qvec, CANDIDATES)):
+            nearest = (
+                vector_part.result()
+                if vector_part is not None
+                else _nearest(vectors, embed, query, timings)
+            )
+            for rank, (cid, cos) in enumerate(nearest):
                 vec_rank[cid] = rank + 1
                 vec_sim[cid] = cos
-            timings.vector_ms = (time.perf_counter() - t) * 1000
 
     t = time.perf_counter()
     scores = fuse_rrf(bm25, vec_sim) if fusion == "rrf" else fuse(bm25, vec_sim)

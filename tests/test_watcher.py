@@ -174,7 +174,8 @@ def test_branch_switch_of_thousands_of_files(tmp_path: Path) -> None:
         git(root, "checkout", "-q", "other")
         expected = _fresh_snapshot(root, tmp_path)
         wait_for(lambda: _snapshot(root) == expected, timeout=120)
-        assert any(b.full for b in batches)  # a reconciling rescan, not 3,500 updates
+        # The batch's rows are committed just before its callback runs: wait for that too.
+        wait_for(lambda: any(b.full for b in batches))  # a reconciling rescan, not 3,500 updates
         assert len(batches) < 20
         git(root, "checkout", "-q", "main")
         wait_for(lambda: "main_fn_3" in names(ws, "main_fn_3"), timeout=120)
