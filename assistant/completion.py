@@ -1,4 +1,4 @@
-"""Code completion at a cursor: one engine for the CLI, the language server and the TUI.
+"""Code completion at a cursor: one engine for the CLI and the language server.
 
 A request goes: window of text around the cursor → repository context chosen by retrieval →
 the model's own FIM prompt (or the chat emulation) → streamed text shaped to the hole
