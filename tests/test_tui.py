@@ -386,3 +386,24 @@ def test_logging_goes_to_a_file_while_the_app_runs(tmp_path: Path) -> None:
         assert terminal.getvalue() == ""  # nothing painted over the screen
     finally:
         root.removeHandler(stream)
+
+
+@pytest.mark.anyio
+async def test_history_lists_conversations_and_resume_takes_an_id(ws: Workspace) -> None:
+    older = ChatSession(ws)
+    older.ask("how is a price formatted?")
+    newer = ChatSession(ws)
+    newer.ask("what does formatPrice do?")
+    app = AssistApp(workspace=ws, watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.run_command("/history")
+        await pilot.pause()
+        listing = "\n".join(n.message for n in app._notifications)
+        assert older.id in listing and newer.id in listing
+        assert listing.index(newer.id) < listing.index(older.id)  # newest first
+        await app.run_command(f"/resume {older.id}")
+        await wait_for(pilot, lambda: len(app.query(TurnView)) == 1)
+        assert app.query_one(TurnView).question == "how is a price formatted?"
+        await app.run_command("/resume no-such-id")
+        await pilot.pause()
+        assert any(n.severity == "error" for n in app._notifications)

@@ -52,7 +52,8 @@ def log_hint() -> str:
 
 CHAT_COMMANDS: list[tuple[str, str]] = [
     ("/new", "start a new conversation"),
-    ("/resume", "load the latest saved conversation"),
+    ("/resume [ID]", "load the latest saved conversation, or the one with this id"),
+    ("/history", "list the saved conversations of this repository"),
     ("/sources", "show or hide the chunks sent with each question"),
     ("/agent TASK", "agent mode: the model reads, edits and runs commands, each change approved"),
     ("/undo", "undo the agent's last change (/undo --force: over your own edits too)"),
@@ -305,7 +306,9 @@ class AssistApp(AgentMode, ChatMode):
         if name == "/new":
             self.action_new_chat()
         elif name == "/resume":
-            await self.action_resume_chat()
+            await self.action_resume_chat(rest.strip() or None)
+        elif name == "/history":
+            self.show_history()
         elif name == "/sources":
             self.action_toggle_sources()
         elif name == "/help":
@@ -413,11 +416,11 @@ class AssistApp(AgentMode, ChatMode):
         self.query_one(ChatView).clear()
         self.notify("new conversation", timeout=2)
 
-    async def action_resume_chat(self) -> None:
+    async def action_resume_chat(self, session_id: str | None = None) -> None:
         if self.ws is None or self._busy():
             return
         try:
-            session = ChatSession.resume(self.ws)
+            session = ChatSession.resume(self.ws, session_id)
         except AssistError as exc:
             self.notify_error(exc)
             return

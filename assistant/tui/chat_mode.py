@@ -6,6 +6,7 @@ A mixin of `AssistApp`; the session asked in travels with the worker, since /new
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,25 @@ class ChatMode(App[int]):
         self._answering = True
         self._cancel = threading.Event()
         self.answer(question, view, self._cancel, self.session)
+
+    def show_history(self) -> None:
+        """The saved conversations, newest first: their ids go to `/resume ID`."""
+        if self.ws is None:
+            return
+        saved = list(reversed(ChatSession.list_sessions(self.ws)))[:10]
+        if not saved:
+            self.notify("no saved conversation yet", timeout=3)
+            return
+        lines = []
+        for path in saved:
+            turns: list[Any] = []
+            try:
+                turns = json.loads(path.read_text(encoding="utf-8")).get("turns", [])
+                first = str(turns[0].get("question", "")) if turns else ""
+            except (OSError, ValueError, AttributeError, IndexError):
+                first = "(unreadable)"
+            lines.append(f"{path.stem}  {len(turns)} turns  {first[:60]}")
+        self.notify("\n".join(lines), title="/resume ID", timeout=20, markup=False)
 
     @work(thread=True, exclusive=True, group="chat")
     def answer(
