@@ -303,17 +303,12 @@ class CompletionEngine:
         try:
             rel = self.ws.rules.relative(path)
         except AssistError:
-            # Outside the repository the privacy rules still hold, on the name and every
-            # trailing part of the path (`~/other/.env`, `keys/deploy.pem`).
-            parts = Path(path).parts
-            for i in range(len(parts)):
-                tail = "/".join(parts[i:])
-                if self.ws.rules.is_private(tail):
-                    raise AssistError(
-                        f"{path}: private (matches a privacy rule); no completions here, "
-                        "since the text would go to a model",
-                        "privacy rules: docs/search.md",
-                    ) from None
+            if self.ws.rules.is_private_outside(path):  # the rules hold outside the repository too
+                raise AssistError(
+                    f"{path}: private (matches a privacy rule); no completions here, "
+                    "since the text would go to a model",
+                    "privacy rules: docs/search.md",
+                ) from None
             return None
         why = self.ws.rules.reason(rel)
         if why:

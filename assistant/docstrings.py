@@ -479,6 +479,19 @@ def coverage(reports: list[FileReport]) -> tuple[int, int, float]:
 # -- the language server's code action -----------------------------------------------------------
 
 
+def definition_at(text: str, language: str | None, line: int) -> Symbol | None:
+    """The innermost documentable definition whose lines hold 1-based `line`, in a language
+    with a doc convention; what `docstring_edit` documents (and an editor offers to)."""
+    if language not in doc_comments.CONVENTIONS:
+        return None
+    assert language is not None
+    symbols = documentable(extract_symbols(text.encode("utf-8"), language))
+    around = [s for s in symbols if s.start_line <= line <= s.end_line]
+    if not around:
+        return None
+    return min(around, key=lambda s: (s.end_line - s.start_line, -s.start_line))
+
+
 def docstring_edit(
     ws: Workspace,
     path: str,
@@ -495,14 +508,9 @@ def docstring_edit(
     """
     rel = ws.rules.check(path)
     language = language_for_path(rel)
-    if language not in doc_comments.CONVENTIONS:
+    target = definition_at(text, language, line)
+    if target is None or language is None:
         return None
-    assert language is not None
-    symbols = documentable(extract_symbols(text.encode("utf-8"), language))
-    around = [s for s in symbols if s.start_line <= line <= s.end_line]
-    if not around:
-        return None
-    target = min(around, key=lambda s: (s.end_line - s.start_line, -s.start_line))
     report = document_text(
         ws.model,
         rel,

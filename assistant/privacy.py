@@ -95,6 +95,12 @@ class PathRules:
     def is_excluded(self, rel: str) -> bool:
         return self._excluded.match_file(rel)
 
+    def is_private_outside(self, path: str | Path) -> bool:
+        """For a file outside the repository: whether a privacy rule matches its name or any
+        trailing part of its path (`~/other/.env`, `keys/deploy.pem`)."""
+        parts = Path(path).parts
+        return any(self.is_private("/".join(parts[i:])) for i in range(len(parts)))
+
     def allows(self, rel: str) -> bool:
         return not (self.is_private(rel) or self.is_excluded(rel))
 

@@ -23,8 +23,7 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from assistant import __version__
 from assistant.completion import CompletionEngine
-from assistant.doc_comments import CONVENTIONS
-from assistant.docstrings import docstring_edit, documentable
+from assistant.docstrings import definition_at, docstring_edit
 from assistant.errors import AssistError
 from assistant.languages import language_for_path
 from assistant.symbols import Symbol, extract_symbols
@@ -308,21 +307,13 @@ def create_server(repo: str | None = None) -> AssistServer:
 
 
 def undocumented_at(ws: Workspace, path: str, text: str, line: int) -> str | None:
-    """The name of the undocumented definition around 1-based `line`, if there is one (the
-    same innermost definition `docstring_edit` documents)."""
+    """The name of the undocumented definition around 1-based `line`, if there is one."""
     try:
         rel = ws.rules.check(path)
     except AssistError:
         return None
-    language = language_for_path(rel)
-    if language is None or language not in CONVENTIONS:
-        return None
-    symbols = documentable(extract_symbols(text.encode("utf-8"), language))
-    around = [s for s in symbols if s.start_line <= line <= s.end_line]
-    if not around:
-        return None
-    target = min(around, key=lambda s: (s.end_line - s.start_line, -s.start_line))
-    return None if target.doc else target.qualified_name
+    target = definition_at(text, language_for_path(rel), line)
+    return None if target is None or target.doc else target.qualified_name
 
 
 async def _docstring_edit(ls: AssistServer, data: Any) -> types.WorkspaceEdit | None:

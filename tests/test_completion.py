@@ -156,7 +156,6 @@ def test_cache_kv_reuse_typing_ahead_and_cancel(indexed_ws: Workspace) -> None:
         pieces.append(piece)
         cancel.set()
 
-    engine.settings = engine.settings  # the same engine, a fresh request
     result = engine.complete(
         path, text.replace("x = ", "z = "), line, col, cancel=cancel, on_text=stop_after_first
     )

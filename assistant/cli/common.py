@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from assistant.config import Settings
@@ -23,11 +23,15 @@ def settings_for(args: argparse.Namespace) -> Settings:
     return load_settings(root, overrides=overrides)
 
 
-def workspace_for(args: argparse.Namespace, path: str | None) -> Workspace:
+def workspace_for(
+    args: argparse.Namespace, path: str | None, overrides: dict[str, dict[str, Any]] | None = None
+) -> Workspace:
+    """The workspace at `path`, with the command line's settings (`--model`, and `overrides`)."""
     from assistant.workspace import Workspace
 
-    overrides = {"model": {"path": getattr(args, "model", None)}}
-    return Workspace.open(path, overrides=overrides)
+    return Workspace.open(
+        path, overrides={"model": {"path": getattr(args, "model", None)}, **(overrides or {})}
+    )
 
 
 class ProgressLine:

@@ -17,17 +17,11 @@ if TYPE_CHECKING:
 
 
 def cmd_complete(args: argparse.Namespace) -> int:
+    from assistant.agent_tools import visible  # model output may hold terminal escapes
     from assistant.completion import complete_file
 
-    ws = workspace_for(args, args.repo or str(Path(args.file).resolve().parent))
-    if args.no_context:
-        from dataclasses import replace
-
-        ws.settings = replace(
-            ws.settings, completion=replace(ws.settings.completion, context_tokens=0)
-        )
-
-    from assistant.agent_tools import visible  # model output may hold terminal escapes
+    no_context = {"completion": {"context_tokens": 0}} if args.no_context else None
+    ws = workspace_for(args, args.repo or str(Path(args.file).resolve().parent), no_context)
 
     def show(piece: str) -> None:
         sys.stdout.write(visible(piece))

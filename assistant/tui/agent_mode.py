@@ -9,39 +9,28 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual import work
-from textual.app import App
 
 from assistant.agent import Agent, Finished, Token
 from assistant.agent_tools import ApprovalRequest
 from assistant.checkpoints import Checkpoints, Restored
 from assistant.errors import AssistError
 from assistant.tui.approval import ApprovalScreen
+from assistant.tui.host import AppHost
 from assistant.tui.views import AgentView, ChatView
 
 if TYPE_CHECKING:
-    from assistant.workspace import Workspace
+    pass
 
 log = logging.getLogger(__name__)
 
 
-class AgentMode(App[int]):
+class AgentMode(AppHost):
     """`/agent`, the approval prompt, `/undo` and `/redo`."""
 
     agent: Agent | None
-
-    if TYPE_CHECKING:  # defined by `AssistApp`
-        ws: Workspace | None
-        open_error: AssistError | None
-        _answering: bool
-        _cancel: threading.Event | None
-
-        def notify_error(self, exc: AssistError) -> None: ...
-        def notify_bug(self, exc: Exception) -> None: ...
-        def _from_thread(self, callback: Any, *args: Any) -> None: ...
 
     async def start_agent(self, task: str) -> None:
         if self.ws is None:

@@ -12,36 +12,24 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from textual import work
-from textual.app import App
 
 from assistant.chat import ChatSession, Turn
 from assistant.errors import AssistError
+from assistant.tui.host import AppHost
 from assistant.tui.views import ChatView, ModelState, SourcesView, TurnView
 
 if TYPE_CHECKING:
-    from assistant.workspace import Workspace
+    pass
 
 log = logging.getLogger(__name__)
 
 
-class ChatMode(App[int]):
+class ChatMode(AppHost):
     """Asking, streaming the answer, and showing finished turns."""
 
     session: ChatSession | None
     sources_visible: bool
     model_state: ModelState
-
-    if TYPE_CHECKING:  # defined by `AssistApp`
-        ws: Workspace | None
-        open_error: AssistError | None
-        _answering: bool
-        _cancel: threading.Event | None
-
-        def notify_error(self, exc: AssistError) -> None: ...
-        def notify_bug(self, exc: Exception) -> None: ...
-        def _from_thread(self, callback: Any, *args: Any) -> None: ...
-
-        def refresh_status(self) -> None: ...
 
     async def ask(self, question: str) -> None:
         if self.ws is None or self.session is None:

@@ -1,0 +1,27 @@
+"""What the mode mixins (`chat_mode`, `agent_mode`) use of `AssistApp`, declared once for mypy."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from textual.app import App
+
+if TYPE_CHECKING:
+    from assistant.errors import AssistError
+    from assistant.workspace import Workspace
+
+
+class AppHost(App[int]):
+    """The base of the mode mixins; `AssistApp` defines everything declared here."""
+
+    if TYPE_CHECKING:
+        ws: Workspace | None
+        open_error: AssistError | None
+        _answering: bool
+        _cancel: threading.Event | None
+
+        def notify_error(self, exc: AssistError) -> None: ...
+        def notify_bug(self, exc: Exception) -> None: ...
+        def _from_thread(self, callback: Any, *args: Any) -> None: ...
+        def refresh_status(self) -> None: ...
