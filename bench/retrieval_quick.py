@@ -13,7 +13,7 @@ import statistics
 import time
 from pathlib import Path
 
-from assistant.indexer import IndexReport
+from assistant.index.indexer import IndexReport
 from assistant.workspace import Workspace
 
 QUERIES = Path(__file__).resolve().parents[2] / "shared" / "bench" / "retrieval" / "queries"

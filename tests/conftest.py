@@ -7,7 +7,7 @@ import pytest
 from tiny_gguf import CHATML, write_tiny_gguf
 
 from assistant.config import ModelSettings
-from assistant.model import LocalModel
+from assistant.llm.local import LocalModel
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 from tiny_gguf import CHATML
 
-from assistant.agent import (
+from assistant.agent.calls import TOOLS, grammar, max_call_tokens, parse_call
+from assistant.agent.checkpoints import Checkpoints
+from assistant.agent.loop import (
     Agent,
     CallInvalid,
     CallMade,
@@ -30,12 +32,11 @@ from assistant.agent import (
     Finished,
     ToolResult,
 )
-from assistant.agent_tools import ApprovalRequest
-from assistant.chat_format import Message
-from assistant.checkpoints import Checkpoints
+from assistant.agent.toolbox import ApprovalRequest
 from assistant.config import ModelSettings
-from assistant.model import GenerationStats, LocalModel
-from assistant.tool_calls import TOOLS, grammar, max_call_tokens, parse_call
+from assistant.llm.chat_templates import Message
+from assistant.llm.local import LocalModel
+from assistant.llm.protocol import FimKind, GenerationStats
 from assistant.workspace import Workspace
 
 INJECTION = (
@@ -79,8 +80,18 @@ class Steered:
         self.model.last_stats = value
 
     @property
-    def fim_mode(self) -> str:
-        return self.model.fim_mode
+    def fim_kind(self) -> FimKind:
+        return self.model.fim_kind
+
+    @property
+    def fim_label(self) -> str:
+        return self.model.fim_label
+
+    def context_window(self) -> int:
+        return self.model.context_window()
+
+    def count_tokens(self, text: str) -> int:
+        return self.model.count_tokens(text)
 
     def complete(self, prompt: str, **kw: Any) -> Iterator[str]:
         return self.model.complete(prompt, **kw)

@@ -10,11 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from assistant.agent_tools import Toolbox, ToolError, confine, folds_case, sensitive_reason
-from assistant.command_runner import run_command
+from assistant.agent.calls import ToolCall
+from assistant.agent.commands import run_command
+from assistant.agent.confine import ToolError, confine, sensitive_reason
+from assistant.agent.patches import (
+    PatchError,
+    apply_hunks,
+    parse_unified,
+    replace_once,
+    unified_diff,
+)
+from assistant.agent.toolbox import Toolbox
 from assistant.errors import AssistError
-from assistant.patches import PatchError, apply_hunks, parse_unified, replace_once, unified_diff
-from assistant.tool_calls import ToolCall
 from assistant.workspace import Workspace
 
 
@@ -83,8 +90,8 @@ def test_paths_outside_the_workspace_are_refused(ws: Workspace, path: str) -> No
 
 
 def test_absolute_paths_inside_are_fine(ws: Workspace) -> None:
-    real, rel = confine(ws, str(ws.root / "src" / "app.py"))
-    assert rel == "src/app.py" and real == (ws.root / "src" / "app.py").resolve()
+    place = confine(ws, str(ws.root / "src" / "app.py"))
+    assert place.rel == "src/app.py" and place.real == (ws.root / "src" / "app.py").resolve()
 
 
 def test_symlink_escapes_are_refused(ws: Workspace) -> None:
@@ -128,18 +135,14 @@ def test_private_and_excluded_files_never_reach_a_prompt(ws: Workspace) -> None:
 
 def test_letter_case_cannot_slip_past_the_walls(ws: Workspace) -> None:
     # On a case-insensitive filesystem (APFS, NTFS) `.GIT/hooks/pre-commit` *is* the hook and
-    # `.ENV` *is* `.env`. This machine's filesystem is case-sensitive and one that folds case
-    # cannot be made in a test, so `fold=True` tells confine the filesystem folds case; what is
-    # tested is the matching, on the real workspace and its real rules.
-    assert folds_case(ws.root) is False
+    # `.ENV` *is* `.env`; the rules match in any case everywhere (stricter on this filesystem).
     for path in (".GIT/hooks/pre-commit", "sub/.Git/config", ".Assist/x"):  # in any case
         with pytest.raises(ToolError, match="version-control or assist"):
             confine(ws, path)
     for path in (".ENV", "Secrets/token.txt", "SECRETS/new.txt", "Generated/big.py", "KEY.PEM"):
         with pytest.raises(ToolError, match="not available to the agent"):
-            confine(ws, path, fold=True)
-        confine(ws, path, fold=False)  # here they are other files, which may be used
-    assert confine(ws, "SRC/App.py", fold=True)[1] == "SRC/App.py"
+            confine(ws, path)
+    assert confine(ws, "SRC/App.py").rel == "SRC/App.py"
     for rel in ("PyProject.toml", ".VSCode/tasks.json", "MAKEFILE", ".Husky/pre-commit",
                 "sub/CONFTEST.PY", ".GitHub/Workflows/ci.yml", "Cargo.TOML"):  # fmt: skip
         assert "run commands later" in sensitive_reason(rel), rel
@@ -311,3 +314,41 @@ def test_the_stop_key_kills_a_running_command(tmp_path: Path) -> None:
 def test_unknown_tool_is_an_error(ws: Workspace) -> None:
     with pytest.raises(AssistError, match="unknown tool"):
         tools(ws).prepare(ToolCall("format_disk", {}))
+
+
+def test_links_and_letter_case_cannot_hide_an_always_ask_write(ws: Workspace) -> None:
+    """A directory link (`.vscode -> vsc`) or a link into a tool's folder is judged by every
+    name it goes by, so `--yes` never writes a file that tools run without asking."""
+    (ws.root / "vsc").mkdir()
+    os.symlink("vsc", ws.root / ".vscode")
+    (ws.root / ".github").mkdir()
+    (ws.root / "wf").mkdir()
+    os.symlink("../wf", ws.root / ".github" / "workflows")
+    (ws.root / ".GitLab").mkdir()
+    os.symlink(".github/workflows", ws.root / "cfg")
+    tb = tools(ws)
+    for path in (".vscode/tasks.json", ".github/workflows/ci.yml", "cfg/ci.yml",
+                 ".GitLab/ci/build.yml"):  # fmt: skip
+        action = tb.prepare(ToolCall("create_file", {"path": path, "content": "x: 1\n"}))
+        assert action.request is not None and action.request.sensitive, path
+    action = tb.prepare(ToolCall("create_file", {"path": "vsc2.txt", "content": "x\n"}))
+    assert action.request is not None and not action.request.sensitive
+
+
+@pytest.mark.parametrize(
+    "rel",
+    [".pylintrc", ".pdbrc", "Gruntfile.js", "gulpfile.js", ".circleci/config.yml", ".travis.yml",
+     "Jenkinsfile", "azure-pipelines.yml", ".devcontainer.json", "app.code-workspace",
+     "mise.toml", ".pnpmfile.cjs", "composer.json", "docs/conf.py", "tasks.py", ".nvim.lua",
+     ".zed/tasks.json", "mypy.ini", "Dockerfile", "Vagrantfile", ".gitlab/ci/test.yml",
+     "BUILD", "pkg/BUILD.bazel"],
+)  # fmt: skip
+def test_files_that_tools_run_by_themselves_are_always_asked(rel: str) -> None:
+    assert "run commands later" in sensitive_reason(rel)
+
+
+@pytest.mark.parametrize(
+    "rel", ["build/output.txt", "Build/lib/x.py", "src/builder.py", "docs/index.md", "tasks/a.py"]
+)
+def test_ordinary_folders_are_not_always_asked(rel: str) -> None:
+    assert sensitive_reason(rel) == ""

@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.app import App
 from textual.widgets import Static
 
-from assistant.agent_tools import ApprovalRequest
+from assistant.agent.toolbox import ApprovalRequest
 from assistant.tui.approval import ApprovalScreen
 
 EDIT = ApprovalRequest(

@@ -18,16 +18,10 @@ from typing import Any
 import pytest
 from tiny_gguf import CHATML
 
-from assistant.chat import (
-    ChatSession,
-    Source,
-    map_citations,
-    parse_citations,
-    question_names,
-    read_preview,
-)
+from assistant.chat.citations import Source, map_citations, parse_citations
+from assistant.chat.session import ChatSession, question_names
 from assistant.errors import AssistError
-from assistant.indexer import IndexReport
+from assistant.index.indexer import IndexReport
 from assistant.workspace import Workspace
 
 FILES = {
@@ -155,10 +149,10 @@ def test_ask_streams_an_answer_with_sources_and_saves_history(ws: Workspace) -> 
     assert all(s.path != "secrets/keys.py" for s in turn.sources)
     # The prompt holds exactly the sources' text.
     assert "def upload_file(self, path):" in turn.sources[0].text
-    saved = json.loads(session.path.read_text())
+    saved = json.loads(ChatSession.history(ws).path(session.id).read_text())
     assert saved["turns"][0]["question"] == turn.question
     assert saved["turns"][0]["sources"][0]["text"] == turn.sources[0].text
-    assert not [p for p in session.path.parent.iterdir() if p.suffix == ".tmp"]
+    assert not [p for p in ChatSession.history(ws).folder.iterdir() if p.suffix == ".tmp"]
     assert (ws.index_dir / ".gitignore").read_text() == "*\n"
 
 
@@ -183,7 +177,7 @@ def test_the_prompt_fits_a_small_context_window(ws: Workspace) -> None:
     session = ChatSession(ws)
     prepared = session.prepare("upload_file retry formatPrice")
     model = ws.model
-    from assistant.model import LocalModel
+    from assistant.llm.local import LocalModel
 
     assert isinstance(model, LocalModel)
     prompt = model.chat_prompt(prepared.messages)
@@ -229,8 +223,8 @@ def test_private_paths_never_reach_the_prompt(
     assert "swordfish" not in text and "vault/notes.py" not in text
     for path in ("vault/notes.py", "secrets/keys.py", "../outside.py"):
         with pytest.raises(AssistError):
-            read_preview(private, path)
-    assert "def upload_file" in read_preview(private, "uploads/client.py")
+            private.read_text(path)
+    assert "def upload_file" in private.read_text("uploads/client.py")[1]
 
 
 def test_cancel_stops_the_answer(ws: Workspace) -> None:
@@ -245,7 +239,7 @@ def test_cancel_stops_the_answer(ws: Workspace) -> None:
 
 
 def test_bad_history_is_a_clear_error(ws: Workspace) -> None:
-    folder = ChatSession.history_dir(ws)
+    folder = ChatSession.history(ws).folder
     folder.mkdir(parents=True)
     (folder / "broken.json").write_text("{not json")
     with pytest.raises(AssistError, match="cannot be read"):
@@ -302,11 +296,25 @@ def test_cli_chat_without_an_index_says_the_fix(
 def test_cli_chat_that_cannot_save_is_one_error_line(
     ws: Workspace, isolated_env: dict[str, str], chat_gguf: Path
 ) -> None:
-    ChatSession.history_dir(ws).parent.mkdir(parents=True, exist_ok=True)
-    ChatSession.history_dir(ws).write_text("not a folder")
+    ChatSession.history(ws).folder.parent.mkdir(parents=True, exist_ok=True)
+    ChatSession.history(ws).folder.write_text("not a folder")
     env = {**isolated_env, "ASSIST_MODEL": str(chat_gguf), "ASSIST_CHAT_MAX_TOKENS": "4"}
     out = _assist(["chat", "where is upload_file?"], ws.root, env)
     assert out.returncode == 2
     assert "cannot save the conversation" in out.stderr and ".assist/chat/" in out.stderr
     assert "Traceback" not in out.stderr
-    assert ChatSession.history_dir(ws).read_text() == "not a folder"  # nothing lost
+    assert ChatSession.history(ws).folder.read_text() == "not a folder"  # nothing lost
+
+
+def test_a_conversation_from_a_newer_assist_is_refused_not_misread(ws: Workspace) -> None:
+    session = ChatSession(ws)
+    session.save()
+    path = ChatSession.history(ws).path(session.id)
+    data = json.loads(path.read_text())
+    assert data["version"] == 1
+    data["version"] = 99
+    path.write_text(json.dumps(data))
+    with pytest.raises(AssistError, match="newer assist"):
+        ChatSession.resume(ws, session.id)
+    [summary] = ChatSession.summaries(ws)
+    assert summary.id == session.id and not summary.readable

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.checkpoints import CURRENT_REF, HEAD_REF, Checkpoints, write_atomic
+from assistant.agent.checkpoints import CURRENT_REF, HEAD_REF, Checkpoints, write_atomic
 from assistant.errors import AssistError
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from assistant.chunks import make_chunks
-from assistant.symbols import Symbol
+from assistant.index.chunks import make_chunks
+from assistant.index.symbols import Symbol
 
 SOURCE = """import os
 

@@ -37,7 +37,7 @@ def test_help_imports_nothing_heavy() -> None:
 
 def test_core_imports_no_front_end() -> None:
     code = (
-        "import sys, assistant.model_source, assistant.model_card\n"
+        "import sys, assistant.llm.source, assistant.llm.card\n"
         "print([m for m in ('textual', 'pygls', 'lsprotocol', 'llama_cpp') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -62,7 +62,7 @@ def test_environment_variable_selects_the_model(chat_gguf: Path, tmp_path: Path)
         "model", "--json", "--no-bench", cwd=tmp_path, env={"ASSIST_MODEL": str(chat_gguf)}
     )
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["source"] == "environment"
+    assert json.loads(result.stdout)["source"] == "ASSIST_MODEL"
 
 
 @pytest.mark.parametrize("content", [b"", b"not a model at all", b"GGUF\x03\0\0\0garbage"])

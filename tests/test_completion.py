@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 from test_lsp import GEOMETRY, REPORT, git, lsp_env
 
-from assistant.completion import (
+from assistant.completion.engine import (
     WINDOW_STEP,
     CompletionEngine,
     cursor_offset,
     imported_names,
     make_window,
 )
-from assistant.completion_shape import Shaper, open_brackets, wants_multiline
+from assistant.completion.shaping import Shaper, open_brackets, wants_multiline
 from assistant.errors import AssistError
-from assistant.indexer import IndexReport
+from assistant.index.indexer import IndexReport
 from assistant.workspace import Workspace
 
 
@@ -210,8 +210,8 @@ def test_cli_complete_json(indexed_ws: Workspace, tmp_path: Path) -> None:
 def test_default_model_completes(indexed_ws: Workspace) -> None:
     """SmolLM2 has no FIM tokens: the emulated path, with repository context, end to end."""
     from assistant.config import ModelSettings
-    from assistant.model import LocalModel
-    from assistant.model_source import embedded_model_path
+    from assistant.llm.local import LocalModel
+    from assistant.llm.source import embedded_model_path
 
     model = LocalModel.load(embedded_model_path(), ModelSettings(temperature=0.0))
     engine = CompletionEngine(indexed_ws, model)
@@ -236,3 +236,12 @@ def test_private_file_outside_the_repository_is_refused(
     # An ordinary file there completes, without repository context.
     result = engine.complete(str(elsewhere / "notes.py"), "x = 1\ny = ", 1, 4)
     assert result.context == []
+
+
+def test_a_minified_line_cannot_make_the_prompt_unbounded() -> None:
+    line = "var a=1;" * 400_000  # 3.2 MB on one line, the cursor at its end
+    text = "const x = 1;\n" + line + "\n" + line
+    offset = len("const x = 1;\n") + len(line)
+    window = make_window(text, offset, 4000, 1000)
+    assert 0 < len(window.prefix) <= 4000 and len(window.suffix) <= 1000
+    assert window.prefix == text[offset - len(window.prefix) : offset]

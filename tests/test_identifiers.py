@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.identifiers import index_terms, query_terms, split_identifier, synonyms
+from assistant.index.identifiers import index_terms, query_terms, split_identifier, synonyms
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.indexer import IndexReport
+from assistant.index.indexer import IndexReport
 from assistant.workspace import Workspace
 
 FILES = {
@@ -210,3 +210,19 @@ def test_words_in_most_chunks_are_left_out_of_keyword_queries(repo: Path) -> Non
     assert ws.store.common_terms(["return", "price", "nosuchword"], 0.2) == {"return"}
     # Search still finds things when every query word is common: nothing is dropped then.
     assert ws.search("return", mode="keyword")
+
+
+def test_a_damaged_database_is_set_aside_and_rebuilt(repo: Path) -> None:
+    (repo / ".assist").mkdir()
+    (repo / ".assist" / "index.db").write_bytes(b"this is not sqlite" * 100)
+    cmd = [sys.executable, "-m", "assistant"]
+    out = subprocess.run([*cmd, "search", "upload", "--repo", str(repo)], capture_output=True,
+                         text=True)  # fmt: skip
+    assert out.returncode == 2 and "cannot be opened" in out.stderr and "assist index" in out.stderr
+    out = subprocess.run([*cmd, "index", str(repo), "--no-vectors"], capture_output=True,
+                         text=True)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "setting it aside and rebuilding" in out.stderr
+    assert [p.name for p in (repo / ".assist").glob("index.db.corrupt-*")]
+    ws = Workspace.open(repo)
+    assert ws.search("upload_file", mode="keyword")[0].name == "UploadClient.upload_file"

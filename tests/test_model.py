@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 from tiny_gguf import CHATML
 
-from assistant.chat_format import Message, render_chat
 from assistant.config import ModelSettings
 from assistant.errors import AssistError
-from assistant.model import LocalModel, _StopScanner, measure_speed
+from assistant.llm.card import measure_speed
+from assistant.llm.chat_templates import Message, render_chat
+from assistant.llm.local import LocalModel
+from assistant.llm.streaming import StopScanner
 
 
 def test_streams_in_pieces_up_to_max_tokens(chat_model: LocalModel) -> None:
@@ -40,7 +42,7 @@ def test_stop_strings_are_held_back_and_cut(chat_model: LocalModel) -> None:
     text = "".join(chat_model.complete("hello", max_tokens=20, stop=["aaaa"]))
     assert text == ""  # the first four tokens already spell the stop string
     assert chat_model.last_stats.stopped_by == "stop string"
-    scanner = _StopScanner(["\n### User"])
+    scanner = StopScanner(["\n### User"])
     assert scanner.feed("answer\n##") == "answer"
     assert scanner.feed("# Use") == ""
     assert scanner.feed("r says") == ""
@@ -110,7 +112,7 @@ def test_emulated_infill_goes_through_chat(make_gguf) -> None:
         make_gguf(family="none", chat_template=CHATML), ModelSettings(temperature=0.0)
     )
     assert model.fim is None
-    assert model.fim_mode.startswith("emulated")
+    assert model.fim_kind == "emulated" and model.fim_label.startswith("emulated")
     out = "".join(model.infill("x = ", "\n", max_tokens=5))
     assert out == "aaaaa"
     assert model.last_stats.prompt_tokens > 20  # the emulation instructions went in

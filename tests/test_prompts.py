@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from assistant import prompts
 from assistant.errors import AssistError
+from assistant.llm import prompts
 
 VALUES = {"path": "src/app.py", "prefix": "def f(", "suffix": "):\n    pass\n"}
 

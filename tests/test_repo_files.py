@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from assistant.errors import AssistError
-from assistant.privacy import PathRules
-from assistant.repo_files import content_problem, scan
+from assistant.index.languages import language_for_path
+from assistant.repo.files import content_problem, scan
+from assistant.repo.privacy import PathRules
 
 
 def git(root: Path, *args: str) -> None:
@@ -49,7 +50,7 @@ def test_git_repo_selection(tmp_path: Path) -> None:
         },
     )
     git(root, "add", "src/app.py", ".gitignore")  # tracked; the rest untracked
-    files, skips = scan(root, PathRules(root), 1_000_000)
+    files, skips = scan(root, PathRules(root), 1_000_000, language_of=language_for_path)
     paths = {f.path for f in files}
     assert paths == {".gitignore", ".assistignore", "src/app.py", "src/notes.md"}
     reasons = {s.path: s.reason for s in skips}
@@ -75,7 +76,7 @@ def test_walk_outside_git_honours_nested_gitignore(tmp_path: Path) -> None:
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
-    files, _ = scan(root, PathRules(root), 1_000_000)
+    files, _ = scan(root, PathRules(root), 1_000_000, language_of=language_for_path)
     assert {f.path for f in files} == {".gitignore", "a.py", "sub/.gitignore", "sub/c.py",
                                        "other/gen/e.py"}  # fmt: skip
 
@@ -88,7 +89,7 @@ def test_symlinks_and_size(tmp_path: Path) -> None:
     os.symlink(root / "loop_a", root / "loop_b")
     os.symlink(root / "loop_b", root / "loop_a")
     os.symlink(root / "ok.py", root / "inside_link.py")
-    files, skips = scan(root, PathRules(root), 1000)
+    files, skips = scan(root, PathRules(root), 1000, language_of=language_for_path)
     reasons = {s.path: s.reason for s in skips}
     assert reasons["escape.py"] == "symlink that leaves the repository"
     assert reasons["loop_a"].startswith("symlink that loops")
@@ -116,7 +117,7 @@ def test_content_problems(data: bytes, reason: str | None) -> None:
 
 def test_privacy_check_guards_prompt_paths(tmp_path: Path) -> None:
     rules = PathRules(tmp_path, private=["internal/*.txt"])
-    assert rules.check("src/app.py") == "src/app.py"
+    assert rules.check("src/app.py").rel == "src/app.py"
     with pytest.raises(AssistError, match="never sent to a model"):
         rules.check(".env")
     with pytest.raises(AssistError, match="never sent"):
@@ -127,14 +128,33 @@ def test_privacy_check_guards_prompt_paths(tmp_path: Path) -> None:
 
 def test_data_files_are_skipped_but_text_kinds_are_kept(tmp_path: Path) -> None:
     """Source, docs and config are indexed; test data with unknown extensions is not."""
-    from assistant.privacy import PathRules
-    from assistant.repo_files import scan
+    from assistant.repo.files import scan
+    from assistant.repo.privacy import PathRules
 
     for name in ("a.py", "notes.md", "conf.yaml", "query.sql", "Makefile", "x.decTest", "t.pck"):
         (tmp_path / name).write_text("hello\n")
-    files, skips = scan(tmp_path, PathRules(tmp_path), 1_000_000)
+    files, skips = scan(tmp_path, PathRules(tmp_path), 1_000_000, language_of=language_for_path)
     assert {f.path for f in files} == {"a.py", "notes.md", "conf.yaml", "query.sql", "Makefile"}
     reasons = {s.path: s.reason for s in skips}
     assert reasons["x.decTest"] == "not source, config or docs (.decTest)"
     files, _ = scan(tmp_path, PathRules(tmp_path), 1_000_000, text_extensions=(".dectest",))
     assert "x.decTest" in {f.path for f in files}
+
+
+def test_a_link_to_a_private_file_is_private_in_any_letter_case(tmp_path: Path) -> None:
+    root = make_repo(
+        tmp_path / "r",
+        {"notes/readme.md": "x\n", ".env.local": "TOKEN=1\n", "Secrets/api.txt": "key\n"},
+    )
+    os.symlink("../.env.local", root / "notes" / "env.txt")  # an innocent name
+    os.symlink("Secrets", root / "public")
+    files, skips = scan(root, PathRules(root), 1_000_000, language_of=language_for_path)
+    assert {f.path for f in files} == {"notes/readme.md"}
+    reasons = {s.path: s.reason for s in skips}
+    assert reasons["notes/env.txt"].startswith("private")
+    assert ".env.local" in reasons["notes/env.txt"]
+    assert reasons["Secrets/api.txt"].startswith("private")
+    rules = PathRules(root)
+    for path in ("public/api.txt", "notes/env.txt", "SECRETS/api.txt"):
+        with pytest.raises(AssistError, match="never sent"):
+            rules.check(path)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from assistant import languages, symbols
-from assistant.symbols import Symbol, extract_symbols
+from assistant.index import languages, symbols
+from assistant.index.signatures import MAX_SIGNATURE
+from assistant.index.symbols import Symbol, extract_symbols
 
 Row = tuple[str, str, int, int, int]
 
@@ -949,7 +950,7 @@ def test_block_comment_markers_are_stripped() -> None:
 def test_signature_is_capped() -> None:
     params = ", ".join(f"argument_{i}" for i in range(100))
     [f] = extract_symbols(f"def f({params}):\n    pass\n".encode(), "python")
-    assert len(f.signature) == symbols.MAX_SIGNATURE
+    assert len(f.signature) == MAX_SIGNATURE
     assert f.signature.startswith("def f(argument_0, argument_1")
 
 
@@ -1035,7 +1036,7 @@ def test_broken_query_costs_only_its_language(
         shutil.copy(scm, tmp_path / scm.name)
     (tmp_path / "bash.scm").write_text("(function_definition name: (no_such_node) @name")
     fresh_languages.setattr(languages, "queries_dir", lambda: tmp_path)
-    with caplog.at_level(logging.WARNING, logger="assistant.languages"):
+    with caplog.at_level(logging.WARNING, logger="assistant.index.languages"):
         assert extract_symbols(b"f() { echo; }\n", "bash") == []
         assert extract_symbols(b"g() { echo; }\n", "bash") == []
         assert [s.name for s in extract_symbols(b"def f():\n    pass\n", "python")] == ["f"]
@@ -1049,7 +1050,7 @@ def test_missing_grammar_costs_only_its_language(
 ) -> None:
     broken = dataclasses.replace(languages.SPECS["ruby"], module="no_such_grammar_module")
     fresh_languages.setitem(languages.SPECS, "ruby", broken)
-    with caplog.at_level(logging.WARNING, logger="assistant.languages"):
+    with caplog.at_level(logging.WARNING, logger="assistant.index.languages"):
         assert extract_symbols(b"def f\nend\n", "ruby") == []
         assert extract_symbols(b"def g\nend\n", "ruby") == []
         assert [s.name for s in extract_symbols(b"fn f() {}\n", "rust")] == ["f"]
@@ -1063,7 +1064,7 @@ def test_query_inheritance_cycle_is_reported(
 ) -> None:
     (tmp_path / "tsx.scm").write_text("; inherits: tsx\n")
     fresh_languages.setattr(languages, "queries_dir", lambda: tmp_path)
-    with caplog.at_level(logging.WARNING, logger="assistant.languages"):
+    with caplog.at_level(logging.WARNING, logger="assistant.index.languages"):
         assert extract_symbols(b"function f() {}", "tsx") == []
     assert "cycle" in caplog.records[0].getMessage()
 

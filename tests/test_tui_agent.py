@@ -17,9 +17,9 @@ from test_tui import type_text, wait_for
 from textual.widgets import Static
 from tiny_gguf import CHATML
 
-from assistant.agent import Agent
+from assistant.agent.loop import Agent
 from assistant.config import ModelSettings
-from assistant.model import LocalModel
+from assistant.llm.local import LocalModel
 from assistant.tui.app import AssistApp
 from assistant.tui.approval import ApprovalScreen
 from assistant.tui.views import AgentView
@@ -75,7 +75,7 @@ async def test_declined_edit_leaves_the_file(tiny: LocalModel, ws: Workspace) ->
         body = app.screen.query_one("#approval-body", Static).content
         assert "-    return a + b\n+    return b + a\n" in str(getattr(body, "code", body))
         await pilot.press("n")
-        await wait_for(pilot, lambda: not app._answering)
+        await wait_for(pilot, lambda: not app.busy)
         view = app.query_one(AgentView)
         assert view.result is not None and view.result.text == "done"
         assert any("no: edit src/calc.py" in line for line in view.lines)
@@ -100,7 +100,7 @@ async def test_approved_edit_is_applied_and_undo_restores_it(
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen))
         await pilot.press("y")
-        await wait_for(pilot, lambda: not app._answering)
+        await wait_for(pilot, lambda: not app.busy)
         view = app.query_one(AgentView)
         assert any("edit_file(" in line for line in view.lines)
         assert any("/undo reverts it" in line for line in view.lines)
@@ -127,10 +127,10 @@ async def test_always_lasts_for_the_tui_session(tiny: LocalModel, ws: Workspace)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen))
         await pilot.press("a")
-        await wait_for(pilot, lambda: not app._answering)
+        await wait_for(pilot, lambda: not app.busy)
         await type_text(pilot, "/agent second")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: len(app.query(AgentView)) == 2 and not app._answering)
+        await wait_for(pilot, lambda: len(app.query(AgentView)) == 2 and not app.busy)
         assert not isinstance(app.screen, ApprovalScreen)  # not asked again
         assert "a + b + 0" in (ws.root / "src" / "calc.py").read_text()
         assert any("auto: edit src/calc.py" in line for line in app.query(AgentView)[1].lines)

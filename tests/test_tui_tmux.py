@@ -18,7 +18,12 @@ import pytest
 from test_chat import FILES, make_repo
 from tiny_gguf import CHATML
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+@pytest.fixture(autouse=True)
+def tmux_is_installed() -> None:
+    assert shutil.which("tmux"), (
+        "these tests drive the real TUI in tmux: install it (apt-get install tmux)"
+    )
 
 
 class Tmux:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.indexer import IndexReport
+from assistant.index.indexer import IndexReport
 from assistant.watcher import Batch, Watcher
 from assistant.workspace import Workspace
 
@@ -197,9 +197,9 @@ def test_two_front_ends_one_writer(repo: Path) -> None:
         Watcher(first, vectors=False, debounce=0.1, on_batch=keep),
         Watcher(second, vectors=False, debounce=0.1, on_batch=keep),
     ):
-        for i in range(5):
+        for i in range(5):  # one change at a time: each its own batch, both watchers racing
             (repo / "pkg" / f"n{i}.py").write_text(f"def shared_{i}():\n    pass\n")
-            time.sleep(0.3)
+            wait_for(lambda i=i: f"shared_{i}" in names(first, f"shared_{i}"))
         wait_for(lambda: all(f"shared_{i}" in names(first, f"shared_{i}") for i in range(5)))
         wait_for(lambda: all(f"shared_{i}" in names(second, f"shared_{i}") for i in range(5)))
     # Each file was parsed at most once per watcher batch: nobody indexed a file twice at once.

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from assistant.config import Settings
+    from assistant.index.indexer import Progress
     from assistant.workspace import Workspace
 
 
@@ -42,25 +43,47 @@ class ProgressLine:
         self.last = 0.0
         self.phase = ""
 
-    def show(self, phase: str, done: int, total: int) -> None:
+    def show(self, item: Progress) -> None:
+        self.text(item.phase, item.describe(), item.done, item.total)
+
+    def text(self, phase: str, label: str, done: int, total: int) -> None:
         now = time.monotonic()
         changed = phase != self.phase
         if not changed and now - self.last < (0.1 if self.tty else 5.0) and done != total:
             return
         self.last, self.phase = now, phase
-        label = {"parse": "symbols + keywords", "embed": "vectors"}.get(phase, phase)
         if total:
-            width = 30
+            width = 24
             filled = int(width * done / total)
-            bar = "#" * filled + "-" * (width - filled)
-            text = f"{label:20} [{bar}] {done}/{total}"
+            text = f"[{'#' * filled}{'-' * (width - filled)}] {label}"
         else:
-            text = f"{label:20} ..."
+            text = label
         if self.tty:
             sys.stderr.write("\r\033[K" + text + ("\n" if done == total and total else ""))
         else:
             sys.stderr.write(text + "\n")
         sys.stderr.flush()
+
+
+class StatusLine:
+    """What the model is doing, on stderr, rewritten in place, on a terminal only (a pipe or a
+    file gets only the answer)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.shown = False
+
+    def show(self, text: str) -> None:
+        if self.tty:
+            sys.stderr.write("\r\033[K" + text)
+            sys.stderr.flush()
+            self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self.shown = False
 
 
 def add_model_flag(p: argparse.ArgumentParser) -> None:

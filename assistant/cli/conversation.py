@@ -7,15 +7,16 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from assistant.cli.common import add_model_flag, workspace_for
+from assistant.cli.common import StatusLine, add_model_flag, workspace_for
 from assistant.errors import AssistError
 
 if TYPE_CHECKING:
-    from assistant.agent_tools import ApprovalRequest
+    from assistant.agent.toolbox import ApprovalRequest
+    from assistant.llm.protocol import GenerationStats
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from assistant.chat import ChatSession
+    from assistant.chat.session import ChatSession
 
     ws = workspace_for(args, args.repo)
     if not ws.has_index():
@@ -25,17 +26,28 @@ def cmd_chat(args: argparse.Namespace) -> int:
     else:
         session = ChatSession(ws)
 
-    from assistant.agent_tools import visible  # model and repo text may hold terminal escapes
+    from assistant.untrusted import visible  # model and repo text may hold terminal escapes
+
+    status = StatusLine()
 
     def show(piece: str) -> None:
+        status.clear()
         sys.stdout.write(visible(piece))
         sys.stdout.flush()
 
-    turn = session.ask(args.question, on_text=None if args.json else show)
+    def progress(stats: GenerationStats) -> None:
+        if stats.phase == "prompt":
+            status.show(stats.describe())
+
+    status.show("finding the code to send …")
+    turn = session.ask(args.question, on_text=None if args.json else show, progress=progress)
+    status.clear()
     if args.json:
         print(json.dumps({"session": session.id, **turn.as_json()}))
         return 0
     print("\n")
+    if turn.stopped_by == "length":
+        print(f"(cut at the token limit: chat.max_tokens = {ws.settings.chat.max_tokens})")
     print("Sources:" if turn.sources else "Sources: none (no indexed code matched)")
     cited = {c.source for c in turn.citations}
     for s in turn.sources:
@@ -50,9 +62,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    from assistant.agent import Agent, CallInvalid, CallMade, Finished, ToolResult
-    from assistant.agent_tools import visible  # repo and model text may hold terminal escapes
-    from assistant.checkpoints import Checkpoints
+    from assistant.agent.checkpoints import Checkpoints
+    from assistant.agent.loop import Agent, CallInvalid, CallMade, Finished, ToolResult
+    from assistant.untrusted import visible  # repo and model text may hold terminal escapes
 
     ws = workspace_for(args, args.repo)
     if args.undo or args.redo:

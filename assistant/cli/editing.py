@@ -5,20 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from assistant.cli.common import ProgressLine, add_model_flag, workspace_for
 
-if TYPE_CHECKING:
-    pass
-
 
 def cmd_complete(args: argparse.Namespace) -> int:
-    from assistant.agent_tools import visible  # model output may hold terminal escapes
-    from assistant.completion import complete_file
+    from assistant.completion.engine import complete_file
+    from assistant.untrusted import visible  # model output may hold terminal escapes
 
     no_context = {"completion": {"context_tokens": 0}} if args.no_context else None
     ws = workspace_for(args, args.repo or str(Path(args.file).resolve().parent), no_context)
@@ -45,14 +41,14 @@ def cmd_lsp(args: argparse.Namespace) -> int:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logging.getLogger().addHandler(handler)
         logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    serve(repo=args.repo, tcp=args.tcp)
-    return 0
+    return serve(repo=args.repo, tcp=args.tcp)
 
 
 def cmd_docstring(args: argparse.Namespace) -> int:
     import threading
 
-    from assistant import docstrings
+    from assistant.docstrings import run as docstrings
+    from assistant.docstrings.generate import FileReport
 
     paths = [str(Path(p).resolve()) for p in args.paths]
     ws = workspace_for(args, args.repo or (paths[0] if paths else None))
@@ -60,11 +56,12 @@ def cmd_docstring(args: argparse.Namespace) -> int:
     cancel = threading.Event()
     progress = ProgressLine()
     quiet = args.json or not sys.stderr.isatty()
-    reports: list[docstrings.FileReport] = []
+    reports: list[FileReport] = []
 
     def step(s: docstrings.Step) -> None:
         if not quiet:
-            progress.show(f"{s.path} [{s.file_done + 1}/{s.file_total}]", s.done, s.total)
+            label = f"{s.path} [{s.file_done + 1}/{s.file_total}] {s.done}/{s.total}"
+            progress.text(s.path, label, s.done, s.total)
 
     interrupted = False
     try:
@@ -74,7 +71,8 @@ def cmd_docstring(args: argparse.Namespace) -> int:
         ):  # fmt: skip
             reports.append(report)
             if report.targets and mode != "check" and not quiet:
-                progress.show(f"{report.path} done", len(report.targets), len(report.targets))
+                n = len(report.targets)
+                progress.text(report.path, f"{report.path} done", n, n)
             if mode == "diff" and report.changed and not args.json:
                 sys.stdout.write(report.diff())
     except KeyboardInterrupt:
@@ -131,21 +129,7 @@ def cmd_hook(args: argparse.Namespace) -> int:
         removed = git_hook.uninstall(start, force=args.force)
         print(f"removed {removed}" if removed else "no pre-commit hook installed")
         return 0
-    result = git_hook.run(start, args.files or None)
-    for line in git_hook.summary_lines(result):
-        print(f"assist: {line}", file=sys.stderr)
-    if not result.changed_files:
-        return 0
-    names = ", ".join(result.changed_files)
-    # Under the pre-commit framework only the work tree is written (it re-stages itself).
-    framework = os.environ.get("PRE_COMMIT") == "1"
-    where = "in the work tree; `git add` them" if framework else "staged and in the work tree"
-    print(f"assist: wrote docstrings into {names} ({where})", file=sys.stderr)
-    if result.fail_on_change:
-        review = "git diff" if framework else "git diff --cached"
-        print(f"assist: review them ({review}) and commit again", file=sys.stderr)
-        return 1
-    return 0
+    return git_hook.run(start, args.files or None)
 
 
 def register(sub: Any) -> None:

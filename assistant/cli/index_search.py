@@ -6,16 +6,13 @@ import argparse
 import json
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from assistant.cli.common import ProgressLine, workspace_for
 
-if TYPE_CHECKING:
-    pass
-
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from assistant.indexer import IndexReport
+    from assistant.index.indexer import IndexReport, duration
 
     ws = workspace_for(args, args.path)
     progress = ProgressLine()
@@ -25,7 +22,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         if isinstance(item, IndexReport):
             report = item
         elif not args.quiet:
-            progress.show(item.phase, item.done, item.total)
+            progress.show(item)
     assert report is not None
     counts = ws.store.counts()
     if args.json:
@@ -37,6 +34,8 @@ def cmd_index(args: argparse.Namespace) -> int:
             "removed": report.removed,
             "embedded": report.embedded,
             "seconds": round(report.seconds, 3),
+            "keyword_seconds": round(report.keyword_seconds, 3),
+            "vector_seconds": round(report.vector_seconds, 3),
             "skipped": [{"path": p, "reason": r} for p, r in report.skipped],
         }
         print(json.dumps(summary))
@@ -45,7 +44,12 @@ def cmd_index(args: argparse.Namespace) -> int:
             f"indexed {ws.root}: {counts['files']} files, {counts['symbols']} symbols, "
             f"{counts['chunks']} chunks, {counts['vectors']} vectors "
             f"({report.parsed} parsed, {report.unchanged} unchanged, {report.removed} removed, "
-            f"{len(report.skipped)} skipped) in {report.seconds:.2f} s"
+            f"{len(report.skipped)} skipped) in {duration(report.seconds)}"
+            + (
+                f" (keywords ready after {duration(report.keyword_seconds)})"
+                if report.vector_seconds
+                else ""
+            )
         )
         for path, reason in report.skipped[:20] if args.verbose_skips else []:
             print(f"  skipped {path}: {reason}")
@@ -53,15 +57,10 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from assistant.watcher import Batch, Watcher
+    from assistant.watcher import Batch
 
     ws = workspace_for(args, args.path)
     progress = ProgressLine()
-    from assistant.indexer import Progress
-
-    for item in ws.index(vectors=False if args.no_vectors else None):
-        if not args.quiet and isinstance(item, Progress):
-            progress.show(item.phase, item.done, item.total)
 
     def show(batch: Batch) -> None:
         if args.quiet or batch.report is None:
@@ -70,14 +69,12 @@ def cmd_watch(args: argparse.Namespace) -> int:
         print(f"{time.strftime('%H:%M:%S')} {batch.reason}: {r.parsed} parsed, {r.removed} "
               f"removed, {r.embedded} embedded in {batch.seconds:.2f} s", flush=True)  # fmt: skip
 
-    def step(item: Progress) -> None:
-        if not args.quiet and item.total > 50:  # a bulk change: show it moving
-            progress.show(item.phase, item.done, item.total)
-
-    watcher = Watcher(
-        ws, vectors=False if args.no_vectors else None, on_batch=show, on_progress=step
+    watcher = ws.keep_fresh(
+        on_progress=None if args.quiet else progress.show,
+        on_batch=show,
+        vectors=False if args.no_vectors else None,
     )
-    watcher.start()
+    assert watcher is not None
     mode = "watching" if watcher.watching else "rescanning every 30 s (cannot watch)"
     print(f"{mode} {ws.root}; Ctrl-C to stop", file=sys.stderr, flush=True)
     try:
@@ -88,7 +85,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from assistant.search import SearchTimings
+    from assistant.index.search import SearchTimings
 
     ws = workspace_for(args, args.repo)
     timings = SearchTimings()

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from assistant.cli.common import add_model_flag, settings_for
 
-if TYPE_CHECKING:
-    pass
-
 
 def cmd_model(args: argparse.Namespace) -> int:
-    from assistant.model_card import build_card, format_card
+    from assistant.llm.card import build_card, format_card
 
     card = build_card(settings_for(args), measure=not args.no_bench)
     if args.json:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 def run_tui(path: str | None = None, *, model: str | None = None) -> int:
-    from assistant.tui.app import AssistApp, log_file_for, logging_to_file
+    from assistant.tui.app import AssistApp
+    from assistant.tui.logfile import log_file_for, logging_to_file
 
     # AssistApp() starts multiprocessing's resource tracker while stderr is still the terminal.
     app = AssistApp(path, model=model)

@@ -7,24 +7,17 @@ a question waits for it.
 from __future__ import annotations
 
 import contextlib
-import logging
 import queue
-from typing import TYPE_CHECKING
 
 from textual import work
 
-from assistant.agent import Agent, Finished, Token
-from assistant.agent_tools import ApprovalRequest
-from assistant.checkpoints import Checkpoints, Restored
+from assistant.agent.checkpoints import Checkpoints, Restored
+from assistant.agent.loop import Agent, Finished, Token
+from assistant.agent.toolbox import ApprovalRequest
 from assistant.errors import AssistError
 from assistant.tui.approval import ApprovalScreen
 from assistant.tui.host import AppHost
 from assistant.tui.views import AgentView, ChatView
-
-if TYPE_CHECKING:
-    pass
-
-log = logging.getLogger(__name__)
 
 
 class AgentMode(AppHost):
@@ -39,39 +32,34 @@ class AgentMode(AppHost):
         if not task:
             self.notify_error(AssistError("no task given", "type /agent and what to do"))
             return
-        if self._answering:
+        if self.busy:
             self.notify("still working: Esc stops it", severity="warning")
             return
         if self.agent is None:
             self.agent = Agent(self.ws, self.approve_in_worker)
         self.agent.cancel.clear()
-        self._cancel = self.agent.cancel  # Esc (action_stop) sets it
-        self._answering = True
+        self.cancel = self.agent.cancel  # Esc (action_stop) sets it
+        self.busy = "agent"
         view = AgentView(task)
         await self.query_one(ChatView).add(view)
         self.notify("agent mode: each change waits for your y / n / a; Esc stops", timeout=4)
         self.run_agent(self.agent, task, view)
 
-    @work(thread=True, exclusive=True, group="agent")
+    @work(thread=True, exclusive=True, group="agent", exit_on_error=False)
     def run_agent(self, agent: Agent, task: str, view: AgentView) -> None:
-        result = Finished("stopped", "the agent ended without a result")
+        """A failure (the model cannot be loaded) reaches the app's worker handler."""
+        result = Finished("error", "the agent failed (see the notification)")
         try:
             for event in agent.run(task):
                 if isinstance(event, Finished):
                     result = event
                 elif not isinstance(event, Token):  # the call being written: too chatty
                     self._from_thread(view.show, event)
-        except AssistError as exc:  # e.g. the model cannot be loaded
-            self._from_thread(self.notify_error, exc)
-            result = Finished("error", exc.message)
-        except Exception as exc:
-            log.exception("the agent failed")
-            self._from_thread(self.notify_bug, exc)
-            result = Finished("error", f"{type(exc).__name__}: {exc}")
-        self._from_thread(self._agent_done, view, result)
+        finally:
+            self._from_thread(self._agent_done, view, result)
 
     def _agent_done(self, view: AgentView, result: Finished) -> None:
-        self._answering = False
+        self.busy = ""
         if not view.is_attached:  # the conversation was cleared meanwhile
             return
         view.finish(result)
@@ -91,27 +79,22 @@ class AgentMode(AppHost):
     def undo_redo(self, *, redo: bool, force: bool = False) -> None:
         if self.ws is None:
             self.notify_error(self.open_error or AssistError("no repository", "restart assist"))
-        elif self._answering:
+        elif self.busy:
             self.notify("wait until the agent or the answer is done (Esc stops it)")
         else:
             self.restore(redo, force)
 
-    @work(thread=True, exclusive=True, group="undo")
+    @work(thread=True, exclusive=True, group="undo", exit_on_error=False)
     def restore(self, redo: bool, force: bool) -> None:
         assert self.ws is not None
         checkpoints = self.agent.checkpoints if self.agent else Checkpoints(self.ws.root)
         try:
             done = checkpoints.redo(force=force) if redo else checkpoints.undo(force=force)
         except AssistError as exc:
-            if "force it" in exc.hint:
-                command = f"/{'redo' if redo else 'undo'} --force"
-                exc = AssistError(exc.message, exc.hint.replace("force it", command))
-            self._from_thread(self.notify_error, exc)
-            return
-        except Exception as exc:
-            log.exception("undo/redo failed")
-            self._from_thread(self.notify_bug, exc)
-            return
+            if "force it" not in exc.hint:
+                raise
+            command = f"/{'redo' if redo else 'undo'} --force"
+            raise AssistError(exc.message, exc.hint.replace("force it", command)) from None
         self._from_thread(self._restored, done, redo)
 
     def _restored(self, done: Restored, redo: bool) -> None:

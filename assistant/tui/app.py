@@ -12,22 +12,24 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing.resource_tracker
-import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
+from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, OptionList, ProgressBar, TabbedContent, TabPane
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
-from assistant.agent import Agent
-from assistant.chat import ChatSession, read_preview
+from assistant.agent.loop import Agent
+from assistant.chat.session import ChatSession
 from assistant.errors import AssistError
+from assistant.index.indexer import IndexReport, Progress, duration
 from assistant.tui.agent_mode import AgentMode
 from assistant.tui.chat_mode import ChatMode
 from assistant.tui.screens import HelpScreen, PreviewScreen
@@ -68,6 +70,11 @@ class AssistApp(AgentMode, ChatMode):
     CSS_PATH = "app.tcss"
     TITLE = "assist"
     AUTO_FOCUS = "#ask"
+
+    busy: reactive[str] = reactive("")
+    """What holds the conversation now: "" (nothing), "answer" or "agent"."""
+    index_state: reactive[IndexState | None] = reactive(None)
+    model_state: reactive[ModelState] = reactive(ModelState)
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "help", "Help"),
         Binding("f2", "show_chat", "Chat"),
@@ -99,12 +106,10 @@ class AssistApp(AgentMode, ChatMode):
         self.watcher: Any = None
         self.session: ChatSession | None = None
         self.sources_visible = False
-        self.index_state: IndexState | None = None
-        self.model_state = ModelState()
-        self._cancel: threading.Event | None = None
+        self.cancel: threading.Event | None = None
+        """Stops the answer or agent run in progress (Esc)."""
         self._index_cancel = threading.Event()
         """Set at exit, so that quitting during an index does not wait for all of it."""
-        self._answering = False
         self.agent: Agent | None = None
         """One per TUI session, made at the first /agent, so that "always" lasts the session."""
         self.open_error: AssistError | None = None
@@ -136,11 +141,9 @@ class AssistApp(AgentMode, ChatMode):
             self.model_state = ModelState(name=f"{self._model_label()} (loads at first question)")
             if self.ws.has_index():
                 self.refresh_index_state()
-                self.start_watcher()
             else:
                 self.index_state = IndexState(indexing="no index yet")
-                self.run_index()
-        self.refresh_status()
+            self.run_index()
         self.query_one("#ask", Input).focus()
 
     def _open_workspace(self) -> Workspace:
@@ -153,7 +156,7 @@ class AssistApp(AgentMode, ChatMode):
         return Workspace.open(start, overrides={"model": {"path": self.model_path}})
 
     def _model_label(self) -> str:
-        from assistant.model_source import choose_model
+        from assistant.llm.source import choose_model
 
         assert self.ws is not None
         try:
@@ -168,12 +171,24 @@ class AssistApp(AgentMode, ChatMode):
         text = exc.message + (f"\nFix: {exc.hint}" if exc.hint else "")
         self.notify(text, title="assist", severity="error", timeout=15, markup=False)
 
-    def notify_bug(self, exc: Exception) -> None:
+    def notify_bug(self, exc: BaseException) -> None:
         """An unexpected error in a worker: logged with its traceback, shown, and survived."""
         self.notify(
             f"{type(exc).__name__}: {exc}\n{log_hint()}",
             title="assist: unexpected error", severity="error", timeout=20, markup=False,
         )  # fmt: skip
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place a worker's failure is shown: a known one as its message and fix, a
+        bug with its type and where the traceback went."""
+        if event.state != WorkerState.ERROR or event.worker.error is None:
+            return
+        exc = event.worker.error
+        if isinstance(exc, AssistError):
+            self.notify_error(exc)
+        else:
+            log.error("worker %s failed", event.worker.name, exc_info=exc)
+            self.notify_bug(exc)
 
     def refresh_index_state(self, indexing: str = "") -> None:
         if self.ws is None:
@@ -187,8 +202,15 @@ class AssistApp(AgentMode, ChatMode):
             indexing,
         )  # fmt: skip
 
-    def refresh_status(self) -> None:
-        self.query_one("#status", StatusBar).show(self.index_state, self.model_state)
+    def watch_index_state(self) -> None:
+        self._show_status()
+
+    def watch_model_state(self) -> None:
+        self._show_status()
+
+    def _show_status(self) -> None:
+        with contextlib.suppress(NoMatches):  # before the first compose
+            self.query_one("#status", StatusBar).show(self.index_state, self.model_state)
 
     def _from_thread(self, callback: Any, *args: Any) -> None:
         """`call_from_thread` that is quiet once the app has gone (a late watcher batch)."""
@@ -199,86 +221,49 @@ class AssistApp(AgentMode, ChatMode):
 
     # -- indexing and watching ------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="index")
+    @work(thread=True, exclusive=True, group="index", exit_on_error=False)
     def run_index(self) -> None:
-        from assistant.indexer import IndexReport, Progress
-
+        """Index, then keep fresh (`Workspace.keep_fresh`); failures reach the worker handler."""
         assert self.ws is not None
-        self._from_thread(self._progress, "scan", 0, 0)
+        if not self.ws.has_index():
+            self._from_thread(self._progress, None)
         try:
-            report: IndexReport | None = None
-            for item in self.ws.index(cancel=self._index_cancel):
-                if isinstance(item, Progress):
-                    self._from_thread(self._progress, item.phase, item.done, item.total)
-                else:
-                    report = item
-        except AssistError as exc:
-            self._from_thread(self._index_failed, exc)
-            return
-        except Exception as exc:
-            log.exception("indexing failed")
-            self._from_thread(self._index_failed, exc)
-            return
-        self._from_thread(self._indexed, report)
+            watcher = self.ws.keep_fresh(
+                on_progress=lambda p: self._from_thread(self._progress, p),
+                on_indexed=lambda r: self._from_thread(self._indexed, r),
+                on_batch=lambda _: self._from_thread(self._batch_done),
+                cancel=self._index_cancel,
+                watch=self.watch_files and self.watcher is None,
+            )
+            if watcher is not None:
+                self.watcher = watcher
+        finally:
+            self._from_thread(self._batch_done)
 
-    def _progress(self, phase: str, done: int, total: int) -> None:
+    def _progress(self, item: Progress | None) -> None:
+        """Show indexing: `None` while files are listed before a first index."""
+        if item is not None and not item.total and self.ws is not None and self.ws.has_index():
+            return  # an up-to-date index: nothing worth a progress bar
         bar = self.query_one("#progress", ProgressBar)
         bar.display = True
-        bar.update(total=total or None, progress=done)
-        label = {"parse": "indexing symbols", "embed": "embedding", "scan": "scanning"}
-        self.index_state = IndexState(
-            *(
-                (s.files, s.symbols, s.chunks, s.vectors, s.watcher)
-                if (s := self.index_state)
-                else (0, 0, 0, 0, "off")
-            ),
-            indexing=f"{label.get(phase, phase)} {done}/{total}" if total else "scanning",
-        )
-        self.refresh_status()
+        bar.update(total=(item.total or None) if item else None, progress=item.done if item else 0)
+        s = self.index_state or IndexState()
+        doing = item.describe() if item else "listing files …"
+        self.index_state = IndexState(s.files, s.symbols, s.chunks, s.vectors, s.watcher, doing)
 
-    def _indexed(self, report: Any) -> None:
-        self.query_one("#progress", ProgressBar).display = False
+    def _indexed(self, report: IndexReport) -> None:
         self.refresh_index_state()
-        self.start_watcher()
-        self.refresh_status()
-        if report is not None:
-            self.notify(f"indexed {report.files} files in {report.seconds:.1f} s", timeout=4)
-
-    def _index_failed(self, exc: Exception) -> None:
-        self.query_one("#progress", ProgressBar).display = False
-        self.refresh_index_state()
-        self.refresh_status()
-        if isinstance(exc, AssistError):
-            self.notify_error(exc)
-        else:
-            self.notify_bug(exc)
-
-    def start_watcher(self) -> None:
-        if not self.watch_files or self.watcher is not None or self.ws is None:
-            return
-        from assistant.watcher import Watcher
-
-        self.watcher = Watcher(
-            self.ws,
-            on_batch=lambda batch: self._from_thread(self._batch_done),
-            on_progress=lambda p: (
-                self._from_thread(self._progress, p.phase, p.done, p.total)
-                if p.total > 50
-                else None
-            ),
-        )
-        self.watcher.start()
-        self.refresh_index_state()
+        if report.parsed or report.embedded:
+            self.notify(f"indexed {report.files} files in {duration(report.seconds)}", timeout=4)
 
     def _batch_done(self) -> None:
         self.query_one("#progress", ProgressBar).display = False
         self.refresh_index_state()
-        self.refresh_status()
 
     def on_unmount(self) -> None:
         self._index_cancel.set()
-        if self._cancel is not None:
-            self._cancel.set()
+        if self.cancel is not None:
+            self.cancel.set()
         if self.watcher is not None:
             # `Watcher.stop` waits for a batch being indexed; a daemon thread lets quitting go
             # on after a short wait (the process ends the batch with it).
@@ -326,7 +311,7 @@ class AssistApp(AgentMode, ChatMode):
         if self.ws is None:
             return
         try:
-            text = read_preview(self.ws, message.path)
+            _, text = self.ws.read_text(message.path)
         except AssistError as exc:
             self.notify_error(exc)
             return
@@ -348,23 +333,15 @@ class AssistApp(AgentMode, ChatMode):
             self.query_one("#results", OptionList).focus()
             event.stop()
 
-    @work(thread=True, exclusive=True, group="search")
+    @work(thread=True, exclusive=True, group="search", exit_on_error=False)
     def search(self, query: str) -> None:
-        from assistant.search import SearchTimings
+        from assistant.index.search import SearchTimings
 
         if self.ws is None or not query.strip():
             self._from_thread(self._show_hits, [], "")
             return
         timings = SearchTimings()
-        try:
-            hits = self.ws.search(query, timings=timings)
-        except AssistError as exc:
-            self._from_thread(self.notify_error, exc)
-            return
-        except Exception as exc:
-            log.exception("search failed")
-            self._from_thread(self.notify_bug, exc)
-            return
+        hits = self.ws.search(query, timings=timings)
         if not get_current_worker().is_cancelled:  # a newer query has taken over
             self._from_thread(self._show_hits, hits, "; ".join(timings.notes))
 
@@ -400,14 +377,14 @@ class AssistApp(AgentMode, ChatMode):
         self.query_one(ChatView).set_sources_visible(self.sources_visible)
 
     def action_stop(self) -> None:
-        if self._cancel is not None and self._answering:
-            self._cancel.set()
+        if self.cancel is not None and self.busy:
+            self.cancel.set()
 
     def _busy(self) -> bool:
         """A streaming answer (or agent) writes into the current conversation: keep it."""
-        if self._answering:
+        if self.busy:
             self.notify("stop the answer first (Esc)", severity="warning", timeout=4)
-        return self._answering
+        return bool(self.busy)
 
     def action_new_chat(self) -> None:
         if self.ws is None or self._busy():
@@ -434,7 +411,9 @@ class AssistApp(AgentMode, ChatMode):
         self.notify(f"resumed {len(session.turns)} turns", timeout=3)
 
     def action_reindex(self) -> None:
-        if self.ws is not None:
+        if self.watcher is not None:
+            self.watcher.request_rescan("F5")
+        elif self.ws is not None:
             self.run_index()
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
@@ -452,37 +431,3 @@ class AssistApp(AgentMode, ChatMode):
         )
         yield SystemCommand("Re-index", "Bring the index up to date (F5)", self.action_reindex)
         yield SystemCommand("Keys", "Every key and chat command (F1)", self.action_help)
-
-
-def log_file_for(path: str | None) -> Path:
-    """Where the TUI logs: `<repo>/.assist/tui.log`, or the XDG state dir outside a repo."""
-    root = find_root(Path(path).expanduser() if path else Path.cwd())
-    if root is not None:
-        return root / ".assist" / "tui.log"
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "assist" / "tui.log"
-
-
-@contextlib.contextmanager
-def logging_to_file(log_path: Path) -> Iterator[Path]:
-    """For the app's lifetime, root logging goes to a file: a handler holding the terminal's
-    stderr (`logging.basicConfig` in the CLI) would paint over the screen."""
-    root = logging.getLogger()
-    streams = [
-        h
-        for h in root.handlers
-        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
-    ]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log_path, encoding="utf-8", delay=True)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    for h in streams:
-        root.removeHandler(h)
-    root.addHandler(handler)
-    try:
-        yield log_path
-    finally:
-        root.removeHandler(handler)
-        handler.close()
-        for h in streams:
-            root.addHandler(h)

@@ -18,7 +18,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from assistant.agent_tools import ApprovalRequest
+from assistant.agent.toolbox import ApprovalRequest
 
 Answer = Literal["yes", "no", "always"]
 

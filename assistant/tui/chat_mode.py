@@ -6,22 +6,16 @@ A mixin of `AssistApp`; the session asked in travels with the worker, since /new
 
 from __future__ import annotations
 
-import json
-import logging
 import threading
-from typing import TYPE_CHECKING, Any
 
 from textual import work
 
-from assistant.chat import ChatSession, Turn
+from assistant.chat.history import Turn
+from assistant.chat.session import ChatSession
 from assistant.errors import AssistError
+from assistant.llm.protocol import GenerationStats
 from assistant.tui.host import AppHost
 from assistant.tui.views import ChatView, ModelState, SourcesView, TurnView
-
-if TYPE_CHECKING:
-    pass
-
-log = logging.getLogger(__name__)
 
 
 class ChatMode(AppHost):
@@ -35,86 +29,75 @@ class ChatMode(AppHost):
         if self.ws is None or self.session is None:
             self.notify_error(self.open_error or AssistError("no repository", "restart assist"))
             return
-        if self._answering:
+        if self.busy:
             self.notify("still answering: Esc stops it", severity="warning")
             return
         view = await self.query_one(ChatView).begin(question)
         view.query_one(SourcesView).collapsed = not self.sources_visible
-        self._answering = True
-        self._cancel = threading.Event()
-        self.answer(question, view, self._cancel, self.session)
+        self.busy = "answer"
+        self.cancel = threading.Event()
+        self.answer(question, view, self.cancel, self.session)
 
     def show_history(self) -> None:
         """The saved conversations, newest first: their ids go to `/resume ID`."""
         if self.ws is None:
             return
-        saved = list(reversed(ChatSession.list_sessions(self.ws)))[:10]
+        saved = ChatSession.summaries(self.ws)[:10]
         if not saved:
             self.notify("no saved conversation yet", timeout=3)
             return
-        lines = []
-        for path in saved:
-            turns: list[Any] = []
-            try:
-                turns = json.loads(path.read_text(encoding="utf-8")).get("turns", [])
-                first = str(turns[0].get("question", "")) if turns else ""
-            except (OSError, ValueError, AttributeError, IndexError):
-                first = "(unreadable)"
-            lines.append(f"{path.stem}  {len(turns)} turns  {first[:60]}")
+        lines = [f"{s.id}  {s.turns} turns  {s.first_question[:60]}" for s in saved]
         self.notify("\n".join(lines), title="/resume ID", timeout=20, markup=False)
 
-    @work(thread=True, exclusive=True, group="chat")
+    @work(thread=True, exclusive=True, group="chat", exit_on_error=False)
     def answer(
         self, question: str, view: TurnView, cancel: threading.Event, session: ChatSession
     ) -> None:
-        """The session is the one asked in, not `self.session`, which /new may replace."""
+        """The session is the one asked in, not `self.session`, which /new may replace. A
+        failure reaches the app's worker handler; the view says it failed."""
         assert self.ws is not None
+        turn: Turn | None = None
         try:
             model = self.ws.model
             self._from_thread(self._model_loaded)
             prepared = session.prepare(question, model)
             self._from_thread(view.show_sources, prepared.sources)
             pieces: list[str] = []
-            for piece in session.stream(prepared, model, cancel):
+
+            def progress(stats: GenerationStats) -> None:
+                self._from_thread(self._model_activity, stats.describe())
+
+            for piece in session.stream(prepared, model, cancel, progress):
                 pieces.append(piece)
                 self._from_thread(view.append, piece)
             turn = session.finish(prepared, "".join(pieces), model)
-        except AssistError as exc:
-            self._from_thread(self._answer_failed, view, exc)
-            return
-        except Exception as exc:
-            log.exception("answering failed")
-            self._from_thread(self._answer_failed, view, exc)
-            return
-        self._from_thread(self._answered, view, turn)
+        finally:
+            self._from_thread(self._answered, view, turn)
+
+    def _model_activity(self, activity: str) -> None:
+        state = self.model_state
+        self.model_state = ModelState(state.name, state.fim, state.tokens_per_second, activity)
 
     def _model_loaded(self) -> None:
         assert self.ws is not None
         model = self.ws.model
         self.model_state = ModelState(
-            model.name, model.fim_mode, self.model_state.tokens_per_second
+            model.name, model.fim_kind, self.model_state.tokens_per_second
         )
-        self.refresh_status()
 
-    async def _answered(self, view: TurnView, turn: Turn) -> None:
-        self._answering = False
+    async def _answered(self, view: TurnView, turn: Turn | None) -> None:
+        self.busy = ""
+        self._model_activity("")
         if not view.is_attached:
+            return
+        if turn is None:
+            view.fail("no answer (see the notification)")
             return
         await view.finish(turn)
         self.model_state = ModelState(
-            self.model_state.name, self.model_state.mode, turn.tokens_per_second
+            self.model_state.name, self.model_state.fim, turn.tokens_per_second
         )
-        self.refresh_status()
         self.query_one(ChatView).scroll_to_end()
-
-    def _answer_failed(self, view: TurnView, exc: Exception) -> None:
-        self._answering = False
-        if isinstance(exc, AssistError):
-            self.notify_error(exc)
-        else:
-            self.notify_bug(exc)
-        if view.is_attached:
-            view.fail(exc.message if isinstance(exc, AssistError) else f"{type(exc).__name__}")
 
     async def show_turn(self, turn: Turn) -> TurnView:
         """Show a finished turn (a resumed conversation, or a test's known answer)."""

@@ -12,7 +12,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Markdown, Static
 
-from assistant.languages import language_for_path
+from assistant.index.languages import language_for_path
 
 # Lexer names rich (pygments) knows for our grammar names, where they differ.
 _LEXERS = {"c_sharp": "csharp", "tsx": "tsx", "bash": "bash"}

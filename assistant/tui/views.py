@@ -17,7 +17,7 @@ from textual.widgets import Collapsible, Input, Markdown, OptionList, Static
 from textual.widgets.markdown import MarkdownStream
 from textual.widgets.option_list import Option
 
-from assistant.agent import (
+from assistant.agent.loop import (
     CallInvalid,
     CallMade,
     Decided,
@@ -26,10 +26,12 @@ from assistant.agent import (
     StepStarted,
     ToolResult,
 )
-from assistant.agent_tools import visible
-from assistant.chat import Citation, Source, Turn
-from assistant.search import Hit
+from assistant.chat.citations import Citation, Source
+from assistant.chat.history import Turn
+from assistant.index.search import Hit
+from assistant.llm.protocol import FimKind
 from assistant.tui.screens import lexer_for
+from assistant.untrusted import visible
 
 
 class OpenLocation(Message):
@@ -56,8 +58,18 @@ class IndexState:
 @dataclass(frozen=True)
 class ModelState:
     name: str = "not loaded"
-    mode: str = ""
+    fim: FimKind | None = None
+    """None until the model is loaded."""
     tokens_per_second: float | None = None
+    activity: str = ""
+    """What the model is doing now (`reading 1,368 tokens · 40%`), empty when idle."""
+
+
+FIM_LABELS: dict[FimKind, str] = {
+    "tokens": "FIM",
+    "server": "FIM (server)",
+    "emulated": "emulated FIM",
+}
 
 
 def status_text(index: IndexState | None, model: ModelState) -> Text:
@@ -75,10 +87,11 @@ def status_text(index: IndexState | None, model: ModelState) -> Text:
     text.append("  │  ", style="dim")
     text.append("model ", style="bold")
     text.append(model.name)
-    if model.mode:
-        fim = "FIM" if model.mode.startswith("fim") else "emulated"
-        text.append(f" · {fim}")
-    if model.tokens_per_second is not None:
+    if model.fim is not None:
+        text.append(f" · {FIM_LABELS[model.fim]}")
+    if model.activity:
+        text.append(f" · {model.activity}", style="yellow")
+    elif model.tokens_per_second is not None:
         text.append(f" · {model.tokens_per_second:.1f} tok/s")
     return text
 

