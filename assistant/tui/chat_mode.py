@@ -86,18 +86,20 @@ class ChatMode(AppHost):
         )
 
     async def _answered(self, view: TurnView, turn: Turn | None) -> None:
-        self.busy = ""
-        self._model_activity("")
-        if not view.is_attached:
-            return
-        if turn is None:
-            view.fail("no answer (see the notification)")
-            return
-        await view.finish(turn)
-        self.model_state = ModelState(
-            self.model_state.name, self.model_state.fim, turn.tokens_per_second
-        )
-        self.query_one(ChatView).scroll_to_end()
+        """The answer is shown whole before the conversation is free again."""
+        try:
+            self._model_activity("")
+            if not view.is_attached:
+                return
+            if turn is None:
+                view.fail("no answer (see the notification)")
+                return
+            await view.finish(turn)
+            state = self.model_state
+            self.model_state = ModelState(state.name, state.fim, turn.tokens_per_second)
+            self.query_one(ChatView).scroll_to_end()
+        finally:
+            self.busy = ""
 
     async def show_turn(self, turn: Turn) -> TurnView:
         """Show a finished turn (a resumed conversation, or a test's known answer)."""
