@@ -57,7 +57,8 @@ _SECRET_NAME = (
 # name = "value" / name: 'value' / "name": "value" / name=value (env and ini files)
 _ASSIGNED = re.compile(
     rf"""(?P<name>{_SECRET_NAME})["']?[ \t]*(?::=|=>|[:=])[ \t]*"""
-    r"""(?:(?P<q>["'])(?P<quoted>[^"'\n]{4,})(?P=q)|(?P<bare>[^\s"'#;,)\]}]{6,})[ \t]*(?=$|[#;]))""",
+    r"""(?:(?P<q>["'])(?P<quoted>[^"'\n]{4,})(?P=q)"""
+    r"""|(?P<bare>[^\s"'#;,)\]}]{6,})[ \t]*(?=$|[#;]))""",
     re.IGNORECASE | re.MULTILINE,
 )
 _HINT_WORDS = (
