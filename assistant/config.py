@@ -112,6 +112,11 @@ class CompletionSettings:
     """For models without FIM tokens: `continue` (plain continuation of the text before the
     cursor; measured better for small models) or `chat` (a chat prompt showing the hole and the
     text after it)."""
+    prompt_ms: int = field(default=1500, metadata={"min": 10, "max": 600_000})
+    """Editor completions: the most time spent reading a prompt. Past it the request returns
+    nothing, and what was read stays cached for the next keystroke (`assist complete` waits)."""
+    generate_ms: int = field(default=1500, metadata={"min": 10, "max": 600_000})
+    """Editor completions: the most time spent writing; what is written by then is returned."""
 
 
 @dataclass(frozen=True)

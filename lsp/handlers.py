@@ -313,7 +313,12 @@ async def _complete(ls: AssistServer, uri: str, position: types.Position) -> tup
 
     def run() -> str:
         try:
-            return engine.complete(path, text, line, col, cancel=cancel).text
+            done = engine.complete(
+                path, text, line, col, cancel=cancel, budget=engine.editor_budget()
+            )
+            if done.note:
+                log.info("completion at %s:%d:%d: %s", path, line + 1, col, done.note)
+            return done.text
         except AssistError as exc:
             ls.warn_once(f"assist: {exc.message} ({exc.hint})")
             return ""

@@ -21,10 +21,11 @@ from assistant.completion.shaping import Shaper, wants_multiline
 from assistant.errors import AssistError
 from assistant.index.search import is_test_code
 from assistant.llm.fim import ContextFile, path_comment
+from assistant.llm.protocol import Budget
 
 if TYPE_CHECKING:
     from assistant.index.store import ChunkRow
-    from assistant.llm.protocol import Model
+    from assistant.llm.protocol import GenerationStats, Model
     from assistant.workspace import Workspace
 
 CHARS_PER_TOKEN = 3.5
@@ -214,10 +215,13 @@ class CompletionEngine:
         *,
         cancel: threading.Event | None = None,
         on_text: Callable[[str], None] | None = None,
+        budget: Budget | None = None,
     ) -> Completion:
         """Complete at 0-based (`line`, `col`) of `text`, the editor's (maybe unsaved) buffer.
 
-        `on_text` receives the completion as it streams, in pieces that are final.
+        `on_text` receives the completion as it streams, in pieces that are final. `budget`
+        bounds the model's time (an editor passes `editor_budget()`); a completion that ends
+        empty says why in `note`.
         """
         rel = self._relative(path)
         model = self.model  # loaded before the clock starts: a load is not a completion's cost
@@ -261,6 +265,7 @@ class CompletionEngine:
                 max_tokens=settings.max_tokens,
                 stop=() if multiline else ("\n",),
                 cancel=cancel,
+                budget=budget,
             )
         else:
             stream = model.infill(
@@ -270,6 +275,7 @@ class CompletionEngine:
                 context=context,
                 max_tokens=settings.max_tokens,
                 cancel=cancel,
+                budget=budget,
             )
         first: float | None = None
         try:
@@ -297,9 +303,21 @@ class CompletionEngine:
         t.overhead_ms = max(0.0, t.total_ms - t.prompt_ms - t.generation_ms)
         if cancel is not None and cancel.is_set():
             result.note = "cancelled"
+        elif stats.stopped_by == "budget" and not result.text:
+            result.note = (
+                f"the prompt was not read within completion.prompt_ms ({stats.prompt_done} of "
+                f"{stats.prompt_tokens} tokens); the next request continues from there"
+            )
         else:
+            if not result.text:
+                result.note = empty_reason(stats, shaper)
             self.cache.put(window.prefix, window.suffix, result.text)
         return result
+
+    def editor_budget(self) -> Budget:
+        """The time limits of a completion an editor asked for while the user types."""
+        s = self.settings
+        return Budget(prompt_s=s.prompt_ms / 1000, generate_s=s.generate_ms / 1000)
 
     def _relative(self, path: str) -> str | None:
         """The repository path of the file, or None for a file outside the repository.
@@ -394,6 +412,18 @@ class CompletionEngine:
             d = here - m.start() if m.start() <= here else 4 * (m.start() - here)
             distance[w] = min(distance.get(w, d), d)
         return sorted(distance, key=distance.__getitem__)
+
+
+def empty_reason(stats: GenerationStats, shaper: Shaper) -> str:
+    """Why a finished completion is empty, in words for `--json` and the editor's log."""
+    if stats.generated_tokens == 0:
+        return f"the model ended at once ({stats.stopped_by or 'no tokens'})"
+    if shaper.raw and not shaper.text:
+        return (
+            f"the model wrote {stats.generated_tokens} tokens, none of which fit the hole "
+            "(they repeated the text after the cursor, or closed a bracket opened before it)"
+        )
+    return f"the model wrote only white space ({stats.stopped_by})"
 
 
 def imported_names(text: str) -> set[str]:

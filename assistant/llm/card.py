@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Callable
 from typing import Any
 
 from assistant.config import Settings
@@ -29,15 +30,31 @@ def _environment(settings: Settings) -> dict[str, Any]:
     }
 
 
-def build_card(settings: Settings, *, measure: bool = True) -> dict[str, Any]:
-    """The model card as a plain dict (the `--json` output)."""
+DEMO_NOTE = (
+    "this is the embedded demo model (SmolLM2-135M): it shows that everything works, not what "
+    "a code model writes. For real work point model.path at a code model with FIM tokens "
+    "(Qwen2.5-Coder, StarCoder2, CodeLlama, DeepSeek-Coder in Q4_K_M; docs/models.md)"
+)
+
+
+def build_card(
+    settings: Settings,
+    *,
+    measure: bool = True,
+    on_progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """The model card as a plain dict (the `--json` output); `on_progress` hears one line per
+    step as it is done (loading, each measurement), so a slow machine is never silent."""
+    say = on_progress or (lambda _: None)
     choice: ModelChoice = choose_model(settings)
     card: dict[str, Any] = {"source": choice.origin, "kind": choice.kind}
+    card["demo"] = choice.origin.startswith("embedded default")
     if choice.kind == "local":
         info = read_gguf(choice.location)
         card.update(
             path=str(info.path),
-            name=info.name,
+            name=info.path.name,
+            gguf_name=info.name,
             architecture=info.architecture,
             parameters=info.parameter_count,
             quantization=info.quantization,
@@ -50,7 +67,10 @@ def build_card(settings: Settings, *, measure: bool = True) -> dict[str, Any]:
         )
     else:
         card.update(url=choice.location, name=settings.model.remote_model or choice.location)
+    say(f"loading {card['name']} …")
+    started = time.perf_counter()
     model = open_model(settings)
+    say(f"loaded in {time.perf_counter() - started:.1f} s")
     card["fim"] = model.fim_label
     card["fim_kind"] = model.fim_kind
     card["fim_tokens"] = None
@@ -66,9 +86,13 @@ def build_card(settings: Settings, *, measure: bool = True) -> dict[str, Any]:
         }
     if measure:
         if isinstance(model, LocalModel):
-            card["speed"] = measure_speed(model)
+            say("measuring prompt and generation speed …")
+            card["speed"] = speed = measure_speed(model)
+            say(f"prompt: {speed['prompt_tokens_per_s']:.1f} tokens/s")
+            say(f"generation: {speed['generation_tokens_per_s']:.1f} tokens/s")
             card["n_ctx"] = model.llama.n_ctx()
         else:
+            say("asking the server for 32 tokens …")
             text = "".join(
                 model.chat([Message("user", "Count from one to twenty.")], max_tokens=32)
             )
@@ -99,7 +123,10 @@ def _count(n: int) -> str:
 
 
 def format_card(card: dict[str, Any]) -> str:
-    rows: list[tuple[str, str]] = [("model", str(card.get("name"))), ("source", card["source"])]
+    name = str(card.get("name"))
+    if card.get("gguf_name") and card["gguf_name"] != name:
+        name += f" ({card['gguf_name']})"
+    rows: list[tuple[str, str]] = [("model", name), ("source", card["source"])]
     if card["kind"] == "local":
         rows += [
             ("file", f"{card['path']} ({_size(card['file_size_bytes'])})"),
@@ -162,6 +189,8 @@ def format_card(card: dict[str, Any]) -> str:
             + f", n_gpu_layers={env['n_gpu_layers']}",
         ),
     ]
+    if card.get("demo"):
+        rows.append(("note", DEMO_NOTE))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 

@@ -163,7 +163,7 @@ class AssistApp(AgentMode, ChatMode):
             choice = choose_model(self.ws.settings)
         except AssistError:
             return "no model"
-        return choice.location if choice.kind == "remote" else Path(choice.location).stem
+        return choice.location if choice.kind == "remote" else Path(choice.location).name
 
     # -- status ---------------------------------------------------------------------------------
 
