@@ -352,3 +352,20 @@ def test_files_that_tools_run_by_themselves_are_always_asked(rel: str) -> None:
 )
 def test_ordinary_folders_are_not_always_asked(rel: str) -> None:
     assert sensitive_reason(rel) == ""
+
+
+def test_a_catastrophic_pattern_is_stopped_not_run_for_ever(ws: Workspace) -> None:
+    from assistant.agent.toolbox import bounded_grep
+
+    (ws.root / "src" / "long.txt").write_text("a" * 35 + "!\n")
+    # `(a+)+$` ran over 30 s in Python's re; the regex engine answers it at once.
+    found = run(tools(ws), "grep", pattern="(a+)+$", path="src")
+    assert found == "(no matches)"
+    # One that backtracks for ever in any engine is cut at the time limit.
+    lines = [("src/long.txt", "a" * 35 + "!")]
+    stopped = bounded_grep("(a|aa)+c", lines, limit=1000, cancel=threading.Event(), seconds=0.5)
+    assert stopped == ["[grep stopped after 0.5 s: simplify the pattern]"]
+    stop = threading.Event()
+    stop.set()  # the Stop key
+    action = tools(ws).prepare(ToolCall("grep", {"pattern": "a", "path": "src"}))
+    assert action.run(stop) == "[stopped]"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -130,5 +131,31 @@ def test_exit_without_shutdown_is_exit_code_1(
         client.initialize(root)
         client.notify("exit", None)
         assert client.proc.wait(timeout=30) == 1
+    finally:
+        client.close()
+
+
+def test_unopened_special_files_are_never_read(
+    tmp_path: Path, make_gguf: Callable[..., Path]
+) -> None:
+    """A FIFO would block the server and /dev/zero would fill its memory: documents that are
+    not open are read only when they are small regular files."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    fifo = root / "pipe.py"
+    os.mkfifo(fifo)
+    env = lsp_env(tmp_path, make_gguf(family="qwen", metadata=True, favorite="a"))
+    client = RawLspClient(
+        [sys.executable, "-m", "assistant", "lsp"], root, env, tmp_path / "lsp.err"
+    )
+    try:
+        client.initialize(root)
+        for uri in (fifo.as_uri(), "file:///dev/zero"):
+            reply = client.call(
+                "textDocument/documentSymbol", {"textDocument": {"uri": uri}}, timeout=30
+            )
+            assert reply["result"] == []
+        assert "result" in client.call("workspace/symbol", {"query": "x"})  # not frozen
     finally:
         client.close()

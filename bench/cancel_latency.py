@@ -1,0 +1,135 @@
+"""How fast a cancel takes effect, and how soon a chat answer shows something.
+
+Cancel: a ~2,000-token prompt is sent to the model (the embedded default unless --model), and a
+second thread sets the request's cancel event at a random moment during prompt reading or
+generation; the figure is the time from `set()` until the stream has returned (the model is
+free again). Chat: time to the first progress report and to the first answer text for a
+~1,500-token prompt, against what the measured prompt speed allows.
+
+    python bench/cancel_latency.py [--model PATH] [--rounds 40] [--json]
+
+Prints one JSON object (with --json) or a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import threading
+import time
+from pathlib import Path
+
+from assistant.config import ModelSettings
+from assistant.llm.chat_templates import Message
+from assistant.llm.local import LocalModel
+from assistant.llm.protocol import GenerationStats
+from assistant.llm.source import embedded_model_path
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def prompt_text(words: int) -> str:
+    rng = random.Random(words)
+    vocab = ["upload", "retry", "parse", "token", "cache", "render", "session", "buffer", "file"]
+    return " ".join(rng.choice(vocab) + str(i % 97) for i in range(words))
+
+
+def cancel_round(model: LocalModel, text: str, delay: float) -> tuple[float, str]:
+    cancel = threading.Event()
+    done = threading.Event()
+    set_at: list[float] = []
+
+    def later() -> None:
+        if not done.wait(delay):
+            set_at.append(time.perf_counter())
+            cancel.set()
+
+    timer = threading.Thread(target=later)
+    timer.start()
+    for _ in model.complete(text, cancel=cancel, max_tokens=400):
+        pass
+    ended = time.perf_counter()
+    done.set()
+    timer.join()
+    phase = model.last_stats.phase
+    if not set_at:
+        return -1.0, "finished first"
+    return (ended - set_at[0]) * 1000, phase
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--rounds", type=int, default=40)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    path = Path(args.model) if args.model else embedded_model_path()
+    model = LocalModel.load(path, ModelSettings(temperature=0.0, n_ctx=4096))
+    text = prompt_text(520)  # about 2,000 tokens
+    tokens = len(model.tokenize(text))
+    # One uncancelled read, for the prompt speed and the full time.
+    model.llama.reset()  # type: ignore[no-untyped-call]
+    t = time.perf_counter()
+    for _ in model.complete(text, max_tokens=40):
+        pass
+    full = time.perf_counter() - t
+    prompt_speed = tokens / (model.last_stats.prompt_ms / 1000)
+    rng = random.Random(7)
+    latencies: dict[str, list[float]] = {"prompt": [], "generate": []}
+    for _ in range(args.rounds):
+        model.llama.reset()  # type: ignore[no-untyped-call]  # a cold prompt each time
+        ms, phase = cancel_round(model, text, rng.uniform(0.0, full))
+        if ms >= 0:
+            latencies[phase].append(ms)
+    # Chat: time to first progress and to first text, 1,500-token prompt, cold cache.
+    chat_text = prompt_text(390)
+    messages = [Message("user", f"Summarise: {chat_text}")]
+    model.llama.reset()  # type: ignore[no-untyped-call]
+    first_progress: list[float] = []
+
+    def progress(stats: GenerationStats) -> None:
+        if not first_progress:
+            first_progress.append(time.perf_counter())
+
+    start = time.perf_counter()
+    first_text = None
+    for piece in model.chat(messages, max_tokens=16, progress=progress):
+        if piece and first_text is None:
+            first_text = time.perf_counter()
+    stats = model.last_stats
+    allowed = stats.prompt_tokens / prompt_speed * 1000 + 300
+    result = {
+        "model": model.name,
+        "prompt_tokens": tokens,
+        "prompt_tokens_per_s": round(prompt_speed, 1),
+        "cancel_ms": {
+            phase: {
+                "n": len(v),
+                "p50": round(statistics.median(v), 1) if v else None,
+                "p95": round(pct(v, 0.95), 1) if v else None,
+                "max": round(max(v), 1) if v else None,
+            }
+            for phase, v in latencies.items()
+        },
+        "chat": {
+            "prompt_tokens": stats.prompt_tokens,
+            "first_progress_ms": round((first_progress[0] - start) * 1000, 1)
+            if first_progress
+            else None,
+            "first_text_ms": round((first_text - start) * 1000, 1) if first_text else None,
+            "allowed_ms": round(allowed, 1),
+        },
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
