@@ -12,6 +12,7 @@ import os
 import re
 import stat
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -24,6 +25,7 @@ from assistant.errors import AssistError
 from assistant.index.indexer import duration
 from assistant.index.languages import language_for_path
 from assistant.index.symbols import Symbol, extract_symbols
+from assistant.llm.protocol import GenerationStats
 from assistant.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -249,6 +251,59 @@ def undocumented_at(ws: Workspace, path: str, text: str, line: int) -> str | Non
     return None if target is None or target.doc else target.qualified_name
 
 
+class LongRequestProgress:
+    """`$/progress` for a request the user asked for, shown once it has taken a second (what
+    the model is doing: reading the prompt, writing); quicker requests show nothing."""
+
+    AFTER_S = 1.0
+
+    def __init__(self, ls: AssistServer, title: str) -> None:
+        self.ls = ls
+        self.title = title
+        self.started = time.monotonic()
+        self.token = f"assist-{id(self)}"
+        caps = ls.client_capabilities.window
+        self.supported = bool(caps and caps.work_done_progress)
+        self.asked = False
+        self.begun = False
+        self.ended = False
+        self.task: asyncio.Future[None] | None = None
+
+    def report(self, stats: GenerationStats) -> None:
+        """From the model's thread."""
+        if not self.supported or time.monotonic() - self.started < self.AFTER_S:
+            return
+        message = stats.describe()
+        if not self.asked:
+            self.asked = True
+
+            def begin() -> None:
+                self.task = asyncio.ensure_future(self._begin(message))
+
+            self.ls.notify_later(begin)
+        elif self.begun:
+            report = types.WorkDoneProgressReport(message=message)
+            self.ls.notify_later(lambda: self.ls.work_done_progress.report(self.token, report))
+
+    async def _begin(self, message: str) -> None:
+        try:
+            await self.ls.work_done_progress.create_async(self.token)
+        except (JsonRpcException, asyncio.CancelledError) as exc:
+            log.info("client refused a progress token: %s", exc)
+            return
+        if self.ended:
+            return  # the request finished while the client answered
+        begin = types.WorkDoneProgressBegin(title=self.title, message=message)
+        self.ls.work_done_progress.begin(self.token, begin)
+        self.begun = True
+
+    def end(self) -> None:
+        """On the event loop, when the request is done."""
+        self.ended = True
+        if self.begun:
+            self.ls.work_done_progress.end(self.token, types.WorkDoneProgressEnd())
+
+
 async def _docstring_edit(ls: AssistServer, data: Any) -> types.WorkspaceEdit | None:
     ws = ls.ws
     if ws is None or not isinstance(data, dict) or "uri" not in data or "line" not in data:
@@ -258,10 +313,11 @@ async def _docstring_edit(ls: AssistServer, data: Any) -> types.WorkspaceEdit | 
     if text is None or path is None:
         return None
     cancel = threading.Event()
+    progress = LongRequestProgress(ls, "assist: writing a docstring")
 
     def run() -> Any:
         try:
-            return docstring_edit(ws, path, text, line, cancel=cancel)
+            return docstring_edit(ws, path, text, line, cancel=cancel, progress=progress.report)
         except AssistError as exc:
             ls.warn_once(f"assist: {exc.message} ({exc.hint})")
             return None
@@ -274,6 +330,7 @@ async def _docstring_edit(ls: AssistServer, data: Any) -> types.WorkspaceEdit | 
         raise
     finally:
         ls.explicit.clear()
+        progress.end()
     if found is None:
         if cancel.is_set():
             ls.warn_once("assist: docstring generation was interrupted; ask again")

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -362,5 +363,49 @@ def test_a_docstring_the_user_asked_for_is_not_pre_empted_by_completions(
         assert done["result"]["items"] == []
         resolved = c.response(resolving, timeout=120)["result"]
         assert resolved["edit"]["changes"][uri][0]["newText"].lstrip().startswith('"""')
+    finally:
+        c.close()
+
+
+def test_a_long_docstring_request_shows_progress(
+    tmp_path: Path, lsp_repo: Path, make_gguf: Callable[..., Path]
+) -> None:
+    """A request the user asked for that takes over a second reports what the model is doing."""
+    # Wider and deeper than the other tiny models: thousands of tokens take several seconds.
+    model = make_gguf(family="qwen", metadata=True, favorite="a", context_length=8192,
+                      n_embd=256, n_layers=6)  # fmt: skip
+    env = {**lsp_env(tmp_path, model), "ASSIST_MODEL_N_CTX": "8192",
+           "ASSIST_DOCSTRING_MAX_TOKENS": "4000"}  # fmt: skip
+    c = RawLspClient([sys.executable, "-m", "assistant", "lsp"], lsp_repo, env,
+                     tmp_path / "lsp.err")  # fmt: skip
+    try:
+        c.initialize(lsp_repo)
+        uri = open_doc(c, lsp_repo / "shapes" / "report.py")
+        here = {"start": {"line": 4, "character": 4}, "end": {"line": 4, "character": 4}}
+        (action,) = c.call(
+            "textDocument/codeAction",
+            {"textDocument": {"uri": uri}, "range": here, "context": {"diagnostics": []}},
+        )["result"]
+        started = time.monotonic()
+        resolving = c.request("codeAction/resolve", action)
+        begin = c.wait_notification(
+            lambda m: (
+                m.get("method") == "$/progress"
+                and m["params"]["value"].get("title") == "assist: writing a docstring"
+            ),
+            timeout=120,
+        )
+        assert begin["params"]["value"]["message"].startswith(("reading", "writing"))
+        assert time.monotonic() - started >= 1.0  # never for a quick request
+        c.response(resolving, timeout=300)
+        token = begin["params"]["token"]
+        c.wait_notification(
+            lambda m: (
+                m.get("method") == "$/progress"
+                and m["params"]["token"] == token
+                and m["params"]["value"]["kind"] == "end"
+            ),
+            timeout=30,
+        )
     finally:
         c.close()

@@ -13,6 +13,7 @@ from assistant.index.languages import language_for_path
 from assistant.index.symbols import Symbol, extract_symbols
 
 if TYPE_CHECKING:
+    from assistant.llm.protocol import Progress
     from assistant.workspace import Workspace
 
 
@@ -48,6 +49,7 @@ def docstring_edit(
     *,
     update: bool = False,
     cancel: threading.Event | None = None,
+    progress: Progress | None = None,
 ) -> TextEdit | None:
     """The edit that documents the definition at `line` (1-based) of unsaved `text`, or None.
 
@@ -69,6 +71,7 @@ def docstring_edit(
         changed={target.def_line},
         max_tokens=ws.settings.docstring.max_tokens,
         cancel=cancel,
+        progress=progress,
     )
     if not any(o.status == "documented" and o.line == target.def_line for o in report.outcomes):
         return None

@@ -26,7 +26,7 @@ from assistant.llm.chat_templates import Message
 if TYPE_CHECKING:
     from tree_sitter import Tree
 
-    from assistant.llm.protocol import Model
+    from assistant.llm.protocol import Model, Progress
 
 Status = Literal["documented", "skipped", "failed"]
 _PREFIX_CHARS = 6000
@@ -143,6 +143,7 @@ def generate(
     *,
     max_tokens: int,
     cancel: threading.Event | None = None,
+    progress: Progress | None = None,
 ) -> str:
     """The model's raw text for one site: FIM where the model has it, else a chat prompt."""
     start, end = site.remove if site.remove is not None else (site.row, site.row)
@@ -153,7 +154,14 @@ def generate(
         prefix = (before + opening)[-_PREFIX_CHARS:]
         suffix = (closing + after)[:_SUFFIX_CHARS]
         text = "".join(
-            model.infill(prefix, suffix, path=path, max_tokens=max_tokens, cancel=cancel)
+            model.infill(
+                prefix,
+                suffix,
+                path=path,
+                max_tokens=max_tokens,
+                cancel=cancel,
+                progress=progress,
+            )  # fmt: skip
         )
         return _cut_at_close(text, site)
     symbol = site.symbol
@@ -173,7 +181,7 @@ def generate(
             ),
         ),
     ]
-    return "".join(model.chat(messages, max_tokens=max_tokens, cancel=cancel))
+    return "".join(model.chat(messages, max_tokens=max_tokens, cancel=cancel, progress=progress))
 
 
 def _cut_at_close(text: str, site: Site) -> str:
@@ -202,6 +210,7 @@ def document_text(
     changed: set[int] | None = None,
     max_tokens: int = 160,
     cancel: threading.Event | None = None,
+    progress: Progress | None = None,
     on_symbol: Callable[[int, int, str], None] | None = None,
     rows: set[int] | None = None,
 ) -> FileReport:
@@ -238,7 +247,10 @@ def document_text(
             report.outcomes.append(_out(path, symbol, "skipped", "unstaged changes next to it"))
             continue
         try:
-            raw = generate(model, site, lines, path, max_tokens=max_tokens, cancel=cancel)
+            raw = generate(
+                model, site, lines, path, max_tokens=max_tokens, cancel=cancel,
+                progress=progress,
+            )  # fmt: skip
         except AssistError as exc:  # e.g. a prompt too long for the context: this symbol only
             report.outcomes.append(_out(path, symbol, "failed", exc.message))
             continue
