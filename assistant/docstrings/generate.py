@@ -161,7 +161,7 @@ def generate(
                 max_tokens=max_tokens,
                 cancel=cancel,
                 progress=progress,
-            )  # fmt: skip
+            )
         )
         return _cut_at_close(text, site)
     symbol = site.symbol
