@@ -23,7 +23,8 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from assistant.errors import AssistError
-from assistant.index.indexer import IndexReport, Progress
+from assistant.index.indexer import IndexReport
+from assistant.index.progress import Progress
 from assistant.workspace import INDEX_DIR, Workspace
 
 log = logging.getLogger(__name__)

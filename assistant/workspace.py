@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from assistant.index.embeddings import Embedder
-    from assistant.index.indexer import IndexReport, Progress
+    from assistant.index.indexer import IndexReport
+    from assistant.index.progress import Progress
     from assistant.index.search import Hit, Mode, SearchTimings
     from assistant.index.store import ChunkRow, Store
     from assistant.index.symbols import Symbol

@@ -7,6 +7,7 @@ free again). Chat: time to the first progress report and to the first answer tex
 ~1,500-token prompt, against what the measured prompt speed allows.
 
     python bench/cancel_latency.py [--model PATH] [--rounds 40] [--json]
+    python bench/cancel_latency.py --chunks    # prompt speed and slowest chunk by chunk size
 
 Prints one JSON object (with --json) or a table.
 """
@@ -62,15 +63,39 @@ def cancel_round(model: LocalModel, text: str, delay: float) -> tuple[float, str
     return (ended - set_at[0]) * 1000, phase
 
 
+def chunk_table(model: LocalModel, tokens: list[int]) -> dict[int, dict[str, float]]:
+    """Prompt tokens/s and the slowest single `eval` call, for each chunk size."""
+    llama = model.llama
+    table: dict[int, dict[str, float]] = {}
+    for chunk in (8, 16, 32, 64, 128, 256, 512):
+        llama.reset()  # type: ignore[no-untyped-call]
+        start = time.perf_counter()
+        worst = 0.0
+        for i in range(0, len(tokens), chunk):
+            t = time.perf_counter()
+            llama.eval(tokens[i : i + chunk])
+            worst = max(worst, time.perf_counter() - t)
+        seconds = time.perf_counter() - start
+        table[chunk] = {
+            "tokens_per_s": round(len(tokens) / seconds, 1),
+            "slowest_chunk_ms": round(worst * 1000, 1),
+        }
+    return table
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=None)
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--chunks", action="store_true", help="only the chunk-size table")
     args = ap.parse_args()
     path = Path(args.model) if args.model else embedded_model_path()
     model = LocalModel.load(path, ModelSettings(temperature=0.0, n_ctx=4096))
     text = prompt_text(520)  # about 2,000 tokens
+    if args.chunks:
+        print(json.dumps(chunk_table(model, model.tokenize(text)[:1500])))
+        return
     tokens = len(model.tokenize(text))
     # One uncancelled read, for the prompt speed and the full time.
     model.llama.reset()  # type: ignore[no-untyped-call]

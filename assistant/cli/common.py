@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from assistant.config import Settings
-    from assistant.index.indexer import Progress
+    from assistant.index.progress import Progress
     from assistant.workspace import Workspace
 
 

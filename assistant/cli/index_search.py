@@ -12,7 +12,8 @@ from assistant.cli.common import ProgressLine, workspace_for
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from assistant.index.indexer import IndexReport, duration
+    from assistant.index.indexer import IndexReport
+    from assistant.index.progress import duration
 
     ws = workspace_for(args, args.path)
     progress = ProgressLine()

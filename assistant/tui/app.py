@@ -1,10 +1,11 @@
 """The `assist` TUI: grounded chat, search and live status over one `Workspace`.
 
-Everything slow runs in thread workers (`@work(thread=True)`): the first index, model loading,
-answers and searches. Textual cannot kill a thread, so the chat worker stops through the cancel
-event every model stream takes; results come back with `call_from_thread`. Chat answers live in
-`chat_mode.py`, the agent and /undo in `agent_mode.py`; this module holds layout, indexing,
-search, slash commands and actions.
+Everything slow runs in thread workers: the first index, model loading, answers, agent runs and
+searches, all started on the app, so one handler (`on_worker_state_changed`) shows any failure.
+Textual cannot kill a thread, so a worker stops through the cancel event every model stream
+takes; results come back with `call_from_thread`. The conversation and the agent live in
+`ChatPane` and `AgentPane`; this module holds layout, indexing, search, slash commands, actions
+and the status bar's state.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import on, work
-from textual.app import ComposeResult, SystemCommand
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.reactive import reactive
@@ -26,15 +27,12 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, OptionList, ProgressBar, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from assistant.agent.loop import Agent
-from assistant.chat.session import ChatSession
 from assistant.errors import AssistError
-from assistant.index.indexer import IndexReport, Progress, duration
-from assistant.tui.agent_mode import AgentMode
-from assistant.tui.chat_mode import ChatMode
+from assistant.index.indexer import IndexReport
+from assistant.index.progress import Progress, duration
+from assistant.tui.chat_pane import ChatPane
 from assistant.tui.screens import HelpScreen, PreviewScreen
 from assistant.tui.views import (
-    ChatView,
     IndexState,
     ModelState,
     OpenLocation,
@@ -64,15 +62,13 @@ CHAT_COMMANDS: list[tuple[str, str]] = [
 ]
 
 
-class AssistApp(AgentMode, ChatMode):
+class AssistApp(App[int]):
     """One repository, one workspace; views only translate."""
 
     CSS_PATH = "app.tcss"
     TITLE = "assist"
     AUTO_FOCUS = "#ask"
 
-    busy: reactive[str] = reactive("")
-    """What holds the conversation now: "" (nothing), "answer" or "agent"."""
     index_state: reactive[IndexState | None] = reactive(None)
     model_state: reactive[ModelState] = reactive(ModelState)
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -104,14 +100,10 @@ class AssistApp(AgentMode, ChatMode):
         self.ws: Workspace | None = workspace
         self.watch_files = watch
         self.watcher: Any = None
-        self.session: ChatSession | None = None
-        self.sources_visible = False
-        self.cancel: threading.Event | None = None
-        """Stops the answer or agent run in progress (Esc)."""
+        self.chat = ChatPane(id="chat")
+        """The conversation; kept here too, so that quitting can stop it after it unmounts."""
         self._index_cancel = threading.Event()
         """Set at exit, so that quitting during an index does not wait for all of it."""
-        self.agent: Agent | None = None
-        """One per TUI session, made at the first /agent, so that "always" lasts the session."""
         self.open_error: AssistError | None = None
 
     # -- layout --------------------------------------------------------------------------------
@@ -120,7 +112,7 @@ class AssistApp(AgentMode, ChatMode):
         yield Header(icon="◆")
         with TabbedContent(id="tabs", initial="chat-tab"):
             with TabPane("Chat", id="chat-tab"):
-                yield ChatView(id="chat")
+                yield self.chat
             with TabPane("Search", id="search-tab"):
                 yield SearchView(id="search")
         yield ProgressBar(id="progress", show_eta=False)
@@ -137,7 +129,7 @@ class AssistApp(AgentMode, ChatMode):
                 self.notify_error(exc)
         if self.ws is not None:
             self.sub_title = self.ws.root.name
-            self.session = ChatSession(self.ws)
+            self.chat.open(self.ws)
             self.model_state = ModelState(name=f"{self._model_label()} (loads at first question)")
             if self.ws.has_index():
                 self.refresh_index_state()
@@ -260,10 +252,19 @@ class AssistApp(AgentMode, ChatMode):
         self.query_one("#progress", ProgressBar).display = False
         self.refresh_index_state()
 
+
+    def on_chat_pane_model_changed(self, message: ChatPane.ModelChanged) -> None:
+        s = self.model_state
+        self.model_state = ModelState(
+            message.name if message.name is not None else s.name,
+            message.fim if message.fim is not None else s.fim,
+            s.tokens_per_second if message.tokens_per_second is None else message.tokens_per_second,
+            s.activity if message.activity is None else message.activity,
+        )
+
     def on_unmount(self) -> None:
         self._index_cancel.set()
-        if self.cancel is not None:
-            self.cancel.set()
+        self.chat.stop()
         if self.watcher is not None:
             # `Watcher.stop` waits for a batch being indexed; a daemon thread lets quitting go
             # on after a short wait (the process ends the batch with it).
@@ -284,26 +285,32 @@ class AssistApp(AgentMode, ChatMode):
         if text.startswith("/"):
             await self.run_command(text)
             return
-        await self.ask(text)
+        if self.ws is None:
+            self.notify_error(self.open_error or AssistError("no repository", "restart assist"))
+            return
+        await self.chat.ask(text)
 
     async def run_command(self, text: str) -> None:
         name, _, rest = text.partition(" ")
-        if name == "/new":
-            self.action_new_chat()
-        elif name == "/resume":
-            await self.action_resume_chat(rest.strip() or None)
-        elif name == "/history":
-            self.show_history()
-        elif name == "/sources":
-            self.action_toggle_sources()
-        elif name == "/help":
-            self.action_help()
-        elif name == "/agent":
-            await self.start_agent(rest.strip())
-        elif name in ("/undo", "/redo"):
-            self.undo_redo(redo=name == "/redo", force=rest.strip() == "--force")
-        else:
-            self.notify(f"unknown command {name}", severity="warning", markup=False)
+        try:
+            if name == "/new":
+                self.action_new_chat()
+            elif name == "/resume":
+                await self.action_resume_chat(rest.strip() or None)
+            elif name == "/history":
+                self.chat.show_history()
+            elif name == "/sources":
+                self.action_toggle_sources()
+            elif name == "/help":
+                self.action_help()
+            elif name == "/agent":
+                await self.chat.start_agent(rest.strip())
+            elif name in ("/undo", "/redo"):
+                self.chat.undo_redo(redo=name == "/redo", force=rest.strip() == "--force")
+            else:
+                self.notify(f"unknown command {name}", severity="warning", markup=False)
+        except AssistError as exc:
+            self.notify_error(exc)
 
     # -- opening locations -----------------------------------------------------------------------
 
@@ -373,42 +380,19 @@ class AssistApp(AgentMode, ChatMode):
         self.query_one("#query", Input).focus()
 
     def action_toggle_sources(self) -> None:
-        self.sources_visible = not self.sources_visible
-        self.query_one(ChatView).set_sources_visible(self.sources_visible)
+        self.chat.sources_visible = not self.chat.sources_visible
 
     def action_stop(self) -> None:
-        if self.cancel is not None and self.busy:
-            self.cancel.set()
-
-    def _busy(self) -> bool:
-        """A streaming answer (or agent) writes into the current conversation: keep it."""
-        if self.busy:
-            self.notify("stop the answer first (Esc)", severity="warning", timeout=4)
-        return bool(self.busy)
+        self.chat.stop()
 
     def action_new_chat(self) -> None:
-        if self.ws is None or self._busy():
-            return
-        self.session = ChatSession(self.ws)
-        self.query_one(ChatView).clear()
-        self.notify("new conversation", timeout=2)
+        self.chat.new_chat()
 
     async def action_resume_chat(self, session_id: str | None = None) -> None:
-        if self.ws is None or self._busy():
-            return
         try:
-            session = ChatSession.resume(self.ws, session_id)
+            await self.chat.resume(session_id)
         except AssistError as exc:
             self.notify_error(exc)
-            return
-        if not session.turns:
-            self.notify("no saved conversation yet", timeout=3)
-            return
-        self.session = session
-        self.query_one(ChatView).clear()
-        for turn in session.turns:
-            await self.show_turn(turn)
-        self.notify(f"resumed {len(session.turns)} turns", timeout=3)
 
     def action_reindex(self) -> None:
         if self.watcher is not None:

@@ -17,21 +17,11 @@ from textual.widgets import Collapsible, Input, Markdown, OptionList, Static
 from textual.widgets.markdown import MarkdownStream
 from textual.widgets.option_list import Option
 
-from assistant.agent.loop import (
-    CallInvalid,
-    CallMade,
-    Decided,
-    Event,
-    Finished,
-    StepStarted,
-    ToolResult,
-)
 from assistant.chat.citations import Citation, Source
 from assistant.chat.history import Turn
 from assistant.index.search import Hit
 from assistant.llm.protocol import FimKind
 from assistant.tui.screens import lexer_for
-from assistant.untrusted import visible
 
 
 class OpenLocation(Message):
@@ -213,91 +203,6 @@ class TurnView(Vertical):
 
     def fail(self, message: str) -> None:
         self.query_one(".turn-note", Static).update(Text(message, style="red"))
-
-
-def agent_line(event: Event) -> tuple[str, str] | None:
-    """One line of the agent's log for `event` (None: not shown). Model text stays plain."""
-    if isinstance(event, StepStarted):
-        return f"step {event.step}", "dim"
-    if isinstance(event, CallMade) and event.call.tool != "final":
-        args = ", ".join(f"{k}={str(v)[:60]!r}" for k, v in event.call.args.items())
-        return visible(f"{event.call.tool}({args})"), "bold cyan"
-    if isinstance(event, CallInvalid):
-        return visible(f"invalid call: {event.error}"), "yellow"
-    if isinstance(event, Decided):
-        return f"{event.answer}: {visible(event.request.summary)}", (
-            "red" if event.answer == "no" else "green"
-        )
-    if isinstance(event, ToolResult):
-        lines = visible(event.text).splitlines() or [""]
-        more = f"\n… {len(lines) - 8} more lines" if len(lines) > 8 else ""
-        undo = "\n(checkpointed: /undo reverts it)" if event.checkpoint is not None else ""
-        return "\n".join(lines[:8]) + more + undo, "" if event.ok else "red"
-    return None
-
-
-class AgentView(Vertical):
-    """One agent task: calls, approvals and results as they happen, then the final answer."""
-
-    def __init__(self, task: str) -> None:
-        super().__init__(classes="turn")
-        self.agent_task = task
-        self.lines: list[str] = []
-        self.result: Finished | None = None
-
-    def compose(self) -> ComposeResult:
-        yield Static(
-            Text.assemble(("agent › ", "bold magenta"), self.agent_task), classes="question"
-        )
-
-    def show(self, event: Event) -> None:
-        line = agent_line(event)
-        if line is not None:
-            self.show_note(*line)
-
-    def finish(self, result: Finished) -> None:
-        self.result = result
-        if result.reason == "answer":
-            self.mount(Markdown(result.text or "*(empty answer)*", classes="answer"))
-        else:
-            self.show_note(f"agent {result.reason}: {result.text}", "yellow")
-
-    def show_note(self, text: str, style: str) -> None:
-        self.lines.append(text)
-        self.mount(Static(Text(text, style=style), classes="turn-note"))
-
-
-class ChatView(Vertical):
-    """The conversation above, the question input below."""
-
-    def compose(self) -> ComposeResult:
-        yield VerticalScroll(id="messages")
-        yield Input(
-            placeholder="Ask about the code: Enter sends, Esc stops, /help lists commands",
-            id="ask",
-        )
-
-    async def begin(self, question: str) -> TurnView:
-        view = TurnView(question)
-        messages = self.query_one("#messages", VerticalScroll)
-        await messages.mount(view)
-        messages.scroll_end(animate=False)
-        return view
-
-    async def add(self, widget: Vertical) -> None:
-        messages = self.query_one("#messages", VerticalScroll)
-        await messages.mount(widget)
-        messages.scroll_end(animate=False)
-
-    def clear(self) -> None:
-        self.query_one("#messages", VerticalScroll).remove_children()
-
-    def scroll_to_end(self) -> None:
-        self.query_one("#messages", VerticalScroll).scroll_end(animate=False)
-
-    def set_sources_visible(self, visible: bool) -> None:
-        for view in self.query(SourcesView):
-            view.collapsed = not visible
 
 
 # -- search ------------------------------------------------------------------------------------
