@@ -252,7 +252,6 @@ class AssistApp(App[int]):
         self.query_one("#progress", ProgressBar).display = False
         self.refresh_index_state()
 
-
     def on_chat_pane_model_changed(self, message: ChatPane.ModelChanged) -> None:
         s = self.model_state
         self.model_state = ModelState(
