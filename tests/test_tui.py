@@ -438,24 +438,24 @@ async def test_history_lists_conversations_and_resume_takes_an_id(ws: Workspace)
 
 class HeldInPrompt:
     """The real tiny model, held inside its prompt reading (at its first progress report,
-    between two chunks) until `gate` opens: Esc or Ctrl+Q then lands mid-prompt on any
-    machine. A wrapper at the `Model` seam: no real model pauses on cue."""
+    between two chunks) until the request is cancelled: Esc or Ctrl+Q then lands mid-prompt on
+    any machine. A wrapper at the `Model` seam: no real model pauses on cue."""
 
     def __init__(self, model: Model) -> None:
         self.model = model
-        self.gate = threading.Event()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.model, name)
 
     def chat(self, messages: list[Any], **kw: Any) -> Iterator[str]:
         shown = kw.get("progress")
+        cancel: threading.Event = kw["cancel"]
 
         def held(stats: Any) -> None:
             if shown is not None:
                 shown(stats)
             if stats.phase == "prompt" and stats.prompt_done:
-                self.gate.wait(30)
+                cancel.wait(60)  # generous: the test presses the key at once
 
         return self.model.chat(messages, **{**kw, "progress": held})
 
@@ -470,7 +470,6 @@ async def test_esc_stops_an_answer_while_the_prompt_is_read(ws: Workspace) -> No
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.model_state.activity.startswith("reading"))
         await pilot.press("escape")
-        held.gate.set()
         note = app.query_one(TurnView).query_one(".turn-note", Static)
         await wait_for(pilot, lambda: not app.chat.busy and "(stopped)" in str(note.render()))
         stats = held.model.last_stats
@@ -488,7 +487,6 @@ async def test_quitting_stops_an_answer_while_the_prompt_is_read(ws: Workspace) 
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.model_state.activity.startswith("reading"))
         await pilot.press("ctrl+q")
-        held.gate.set()
     stats = held.model.last_stats
     with held.model._flight.lock:  # the worker thread has let go of the model
         assert stats.stopped_by == "cancel" and stats.prompt_done < stats.prompt_tokens

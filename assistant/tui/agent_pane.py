@@ -5,10 +5,10 @@ pane it is done with a message (messages up, attributes down)."""
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
@@ -75,7 +75,8 @@ class AgentPane(Vertical):
         )
 
     def start(self) -> None:
-        self.app.run_worker(
+        self._app: App[Any] = self.app  # for the worker thread (see ChatPane.on_mount)
+        self._app.run_worker(
             self._run, thread=True, group="agent", exclusive=True, exit_on_error=False
         )
 
@@ -91,9 +92,9 @@ class AgentPane(Vertical):
             self._later(self.finish, result)
 
     def _later(self, callback: object, *args: object) -> None:
-        if self.app.is_running:
+        if self._app.is_running:
             with contextlib.suppress(RuntimeError):  # the loop closed as the app quit
-                self.app.call_from_thread(callback, *args)  # type: ignore[arg-type]
+                self._app.call_from_thread(callback, *args)  # type: ignore[arg-type]
 
     def show(self, event: Event) -> None:
         line = agent_line(event)

@@ -14,7 +14,7 @@ import queue
 import threading
 from typing import TYPE_CHECKING, Any
 
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
@@ -66,6 +66,11 @@ class ChatPane(Vertical):
         self.cancel: threading.Event | None = None
         """Stops the answer or agent run in progress (Esc)."""
 
+    def on_mount(self) -> None:
+        # Worker threads use this, not `self.app`: that looks the app up in a context variable
+        # and fails once the app has gone, in the middle of a worker stopping.
+        self._app: App[Any] = self.app
+
     def compose(self) -> ComposeResult:
         yield VerticalScroll(id="messages")
         yield Input(
@@ -102,9 +107,9 @@ class ChatPane(Vertical):
 
     def _later(self, callback: Any, *args: Any) -> None:
         """From a worker thread; quiet once the app has gone."""
-        if self.app.is_running:
+        if self._app.is_running:
             with contextlib.suppress(RuntimeError):
-                self.app.call_from_thread(callback, *args)
+                self._app.call_from_thread(callback, *args)
 
     def refuse_while_busy(self) -> bool:
         """A streaming answer (or agent) writes into the current conversation: keep it."""
@@ -234,8 +239,8 @@ class ChatPane(Vertical):
         blocks until the user answers (the answer comes back through a queue: the worker is
         not the screen's task, so `push_screen_wait` cannot be used)."""
         answers: queue.Queue[str | None] = queue.Queue()
-        self._later(self.app.push_screen, ApprovalScreen(request), answers.put)
-        while self.app.is_running:
+        self._later(self._app.push_screen, ApprovalScreen(request), answers.put)
+        while self._app.is_running:
             with contextlib.suppress(queue.Empty):
                 return answers.get(timeout=0.1) or "no"
         return "no"  # the app has gone: nothing runs
