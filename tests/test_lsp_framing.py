@@ -10,7 +10,7 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -69,93 +69,63 @@ def test_a_stream_that_ends_inside_a_body_ends_cleanly() -> None:
     assert bodies(frame(GOOD) + b"Content-Length: 50\r\n\r\n{") == [GOOD]
 
 
-def test_the_server_survives_every_malformed_header(
-    tmp_path: Path, make_gguf: Callable[..., Path]
-) -> None:
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     root.mkdir()
     subprocess.run(["git", "init", "-q", str(root)], check=True)
+    return root
+
+
+@pytest.fixture
+def client(tmp_path: Path, repo: Path, make_gguf: Callable[..., Path]) -> Iterator[RawLspClient]:
+    """`assist lsp` as a subprocess on `repo`, not yet initialized."""
     env = lsp_env(tmp_path, make_gguf(family="qwen", metadata=True, favorite="a"))
-    client = RawLspClient(
-        [sys.executable, "-m", "assistant", "lsp"], root, env, tmp_path / "lsp.err"
-    )
-    try:
-        client.initialize(root)
-        stdin = client.proc.stdin
-        assert stdin is not None
-        for bad in BAD_HEADERS:
-            stdin.write(bad)
-            stdin.flush()
-            reply = client.call("workspace/symbol", {"query": "x"}, timeout=30)
-            assert "result" in reply or "error" in reply, (bad, reply)
-        assert client.proc.poll() is None  # still alive
-    finally:
-        client.close()
+    c = RawLspClient([sys.executable, "-m", "assistant", "lsp"], repo, env, tmp_path / "lsp.err")
+    yield c
+    c.close()
 
 
-def test_the_lifecycle_is_answered_as_lsp_says(
-    tmp_path: Path, make_gguf: Callable[..., Path]
-) -> None:
-    root = tmp_path / "repo"
-    root.mkdir()
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
-    env = lsp_env(tmp_path, make_gguf(family="qwen", metadata=True, favorite="a"))
-    client = RawLspClient(
-        [sys.executable, "-m", "assistant", "lsp"], root, env, tmp_path / "lsp.err"
-    )
-    try:
-        early = client.call("workspace/symbol", {"query": "x"})
-        assert early["error"]["code"] == -32002  # before initialize
-        client.initialize(root)
-        odd = client.call("initialized", {})  # a notification sent with an id
-        assert odd["error"]["code"] == -32600
-        assert "result" in client.call("shutdown", None)
-        late = client.call("workspace/symbol", {"query": "x"})
-        assert late["error"]["code"] == -32600  # after shutdown
-        client.notify("exit", None)
-        assert client.proc.wait(timeout=30) == 0
-    finally:
-        client.close()
+def test_the_server_survives_every_malformed_header(client: RawLspClient, repo: Path) -> None:
+    client.initialize(repo)
+    stdin = client.proc.stdin
+    assert stdin is not None
+    for bad in BAD_HEADERS:
+        stdin.write(bad)
+        stdin.flush()
+        reply = client.call("workspace/symbol", {"query": "x"}, timeout=30)
+        assert "result" in reply or "error" in reply, (bad, reply)
+    assert client.proc.poll() is None  # still alive
 
 
-def test_exit_without_shutdown_is_exit_code_1(
-    tmp_path: Path, make_gguf: Callable[..., Path]
-) -> None:
-    root = tmp_path / "repo"
-    root.mkdir()
-    env = lsp_env(tmp_path, make_gguf(family="qwen", metadata=True, favorite="a"))
-    client = RawLspClient(
-        [sys.executable, "-m", "assistant", "lsp"], root, env, tmp_path / "lsp.err"
-    )
-    try:
-        client.initialize(root)
-        client.notify("exit", None)
-        assert client.proc.wait(timeout=30) == 1
-    finally:
-        client.close()
+def test_the_lifecycle_is_answered_as_lsp_says(client: RawLspClient, repo: Path) -> None:
+    early = client.call("workspace/symbol", {"query": "x"})
+    assert early["error"]["code"] == -32002  # before initialize
+    client.initialize(repo)
+    odd = client.call("initialized", {})  # a notification sent with an id
+    assert odd["error"]["code"] == -32600
+    assert "result" in client.call("shutdown", None)
+    late = client.call("workspace/symbol", {"query": "x"})
+    assert late["error"]["code"] == -32600  # after shutdown
+    client.notify("exit", None)
+    assert client.proc.wait(timeout=30) == 0
 
 
-def test_unopened_special_files_are_never_read(
-    tmp_path: Path, make_gguf: Callable[..., Path]
-) -> None:
+def test_exit_without_shutdown_is_exit_code_1(client: RawLspClient, repo: Path) -> None:
+    client.initialize(repo)
+    client.notify("exit", None)
+    assert client.proc.wait(timeout=30) == 1
+
+
+def test_unopened_special_files_are_never_read(client: RawLspClient, repo: Path) -> None:
     """A FIFO would block the server and /dev/zero would fill its memory: documents that are
     not open are read only when they are small regular files."""
-    root = tmp_path / "repo"
-    root.mkdir()
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
-    fifo = root / "pipe.py"
+    fifo = repo / "pipe.py"
     os.mkfifo(fifo)
-    env = lsp_env(tmp_path, make_gguf(family="qwen", metadata=True, favorite="a"))
-    client = RawLspClient(
-        [sys.executable, "-m", "assistant", "lsp"], root, env, tmp_path / "lsp.err"
-    )
-    try:
-        client.initialize(root)
-        for uri in (fifo.as_uri(), "file:///dev/zero"):
-            reply = client.call(
-                "textDocument/documentSymbol", {"textDocument": {"uri": uri}}, timeout=30
-            )
-            assert reply["result"] == []
-        assert "result" in client.call("workspace/symbol", {"query": "x"})  # not frozen
-    finally:
-        client.close()
+    client.initialize(repo)
+    for uri in (fifo.as_uri(), "file:///dev/zero"):
+        reply = client.call(
+            "textDocument/documentSymbol", {"textDocument": {"uri": uri}}, timeout=30
+        )
+        assert reply["result"] == []
+    assert "result" in client.call("workspace/symbol", {"query": "x"})  # not frozen
