@@ -7,6 +7,7 @@ hands out of the index has passed the privacy rules: front-ends never filter pat
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import threading
@@ -345,6 +346,23 @@ class Workspace:
             self._stores.clear()
 
 
+_HELD_LOCKS: set[int] = set()
+"""Descriptors of writer locks this process holds. A forked child (the indexer's parser
+workers) closes its copies at once: an `flock` lives as long as any descriptor of it, so a
+worker orphaned by a killed indexer would otherwise keep the repository locked."""
+
+
+_HOOKED: list[bool] = []
+"""Whether the fork hook is registered (once per process, at the first lock)."""
+
+
+def _drop_inherited_locks() -> None:
+    for fd in list(_HELD_LOCKS):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD_LOCKS.clear()
+
+
 class _WriterLock:
     """One indexing process per repository; the kernel drops the lock if its holder dies."""
 
@@ -363,12 +381,17 @@ class _WriterLock:
                 "another assist process is indexing this repository",
                 "wait for it to finish; its results are visible to searches meanwhile",
             ) from None
+        if not _HELD_LOCKS and not _HOOKED:
+            os.register_at_fork(after_in_child=_drop_inherited_locks)
+            _HOOKED.append(True)
+        _HELD_LOCKS.add(self.fd)
         os.ftruncate(self.fd, 0)
         os.write(self.fd, str(os.getpid()).encode())
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.fd is not None:
+            _HELD_LOCKS.discard(self.fd)
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None

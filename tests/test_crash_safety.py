@@ -49,6 +49,7 @@ def snapshot(db: Path) -> tuple:
         con.close()
 
 
+@pytest.mark.timeout(1800)  # fourteen real indexing runs; on a loaded machine over 300 s
 def test_kill_at_random_moments(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     n_files = 120

@@ -61,6 +61,9 @@ def lsp_env(tmp_path: Path, model: Path) -> dict[str, str]:
         XDG_CONFIG_HOME=str(tmp_path / "xdg"),
         ASSIST_MODEL=str(model),
         ASSIST_INDEX_VECTORS="false",  # keyword index only: these tests are about the protocol
+        # No time budgets: on a loaded machine they would (rightly) cut completions short.
+        ASSIST_COMPLETION_PROMPT_MS="600000",
+        ASSIST_COMPLETION_GENERATE_MS="600000",
     )
     return env
 

@@ -349,8 +349,16 @@ async def test_a_path_with_brackets_opens_in_the_preview(
 # -- snapshots ---------------------------------------------------------------------------------
 
 
+async def steady(pilot: Pilot[Any]) -> None:
+    """Cursors that do not blink: a snapshot must not depend on when it is taken."""
+    for field in pilot.app.query(Input):
+        field.cursor_blink = False
+    await pilot.pause()
+
+
 def test_snapshot_chat_with_a_cited_answer(snap_compare: Any, ws: Workspace) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
+        await steady(pilot)
         app = pilot.app
         assert isinstance(app, AssistApp)
         await app.chat.show_turn(known_turn())
@@ -362,6 +370,7 @@ def test_snapshot_chat_with_a_cited_answer(snap_compare: Any, ws: Workspace) -> 
 
 def test_snapshot_search(snap_compare: Any, ws: Workspace) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
+        await steady(pilot)
         app = pilot.app
         await pilot.press("f3")
         await type_text(pilot, "upload")
@@ -375,6 +384,7 @@ def test_snapshot_search(snap_compare: Any, ws: Workspace) -> None:
 
 def test_snapshot_preview(snap_compare: Any, ws: Workspace) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
+        await steady(pilot)
         app = pilot.app
         assert isinstance(app, AssistApp)
         view = await app.chat.show_turn(known_turn())
@@ -388,7 +398,12 @@ def test_snapshot_preview(snap_compare: Any, ws: Workspace) -> None:
 
 
 def test_snapshot_help(snap_compare: Any, ws: Workspace) -> None:
-    assert snap_compare(AssistApp(workspace=ws, watch=False), terminal_size=SIZE, press=["f1"])
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await steady(pilot)
+        await pilot.press("f1")
+
+    assert snap_compare(AssistApp(workspace=ws, watch=False), terminal_size=SIZE,
+                        run_before=run_before)  # fmt: skip
 
 
 def test_logging_goes_to_a_file_while_the_app_runs(tmp_path: Path) -> None:
