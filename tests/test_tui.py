@@ -475,15 +475,20 @@ class HeldInPrompt:
         return self.model.chat(messages, **{**kw, "progress": held})
 
 
+async def ask_and_hold(pilot: Pilot[Any], app: AssistApp) -> None:
+    """Ask a question and wait until the model is held mid-prompt."""
+    await type_text(pilot, "where is upload_file?")
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: app.model_state.activity.startswith("reading"))
+
+
 @pytest.mark.anyio
 async def test_esc_stops_an_answer_while_the_prompt_is_read(ws: Workspace) -> None:
     held = HeldInPrompt(ws.model)
     ws._model = held
     app = AssistApp(workspace=ws, watch=False)
     async with app.run_test(size=SIZE) as pilot:
-        await type_text(pilot, "where is upload_file?")
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: app.model_state.activity.startswith("reading"))
+        await ask_and_hold(pilot, app)
         await pilot.press("escape")
         note = app.query_one(TurnView).query_one(".turn-note", Static)
         await wait_for(pilot, lambda: not app.chat.busy and "(stopped)" in str(note.render()))
@@ -498,9 +503,7 @@ async def test_quitting_stops_an_answer_while_the_prompt_is_read(ws: Workspace) 
     ws._model = held
     app = AssistApp(workspace=ws, watch=False)
     async with app.run_test(size=SIZE) as pilot:
-        await type_text(pilot, "where is upload_file?")
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: app.model_state.activity.startswith("reading"))
+        await ask_and_hold(pilot, app)
         await pilot.press("ctrl+q")
     stats = held.model.last_stats
     with held.model._flight.lock:  # the worker thread has let go of the model
