@@ -117,6 +117,9 @@ class CompletionSettings:
     nothing, and what was read stays cached for the next keystroke (`assist complete` waits)."""
     generate_ms: int = field(default=1500, metadata={"min": 10, "max": 600_000})
     """Editor completions: the most time spent writing; what is written by then is returned."""
+    idle_ms: int = field(default=500, metadata={"min": 50, "max": 600_000})
+    """Editor quiet this long (a file opened, a pause in typing): the language server refreshes
+    the context ring from the cursor and reads it into the model's cache in the background."""
 
 
 @dataclass(frozen=True)

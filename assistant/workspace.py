@@ -8,6 +8,7 @@ hands out of the index has passed the privacy rules: front-ends never filter pat
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import threading
@@ -260,6 +261,10 @@ class Workspace:
         rows = self.store.chunks(wanted)
         return [rows[i] for i in wanted if i in rows and self.rules.allows(rows[i].path)]
 
+    def chunks_in(self, rel: str) -> list[ChunkRow]:
+        """The chunks of one file, top to bottom (none for a private or excluded file)."""
+        return self.chunks(self.store.chunk_ids_in(rel)) if self.rules.allows(rel) else []
+
     def chunks_named(self, names: Iterable[str], limit: int = 50) -> list[ChunkRow]:
         """Definitions named one of `names` (any case), private files left out."""
         return self.chunks(self.store.chunks_named(names, limit=limit))
@@ -284,6 +289,28 @@ class Workspace:
             if self._model is None:
                 self._model = open_model(self.settings)
             return self._model
+
+    def use_model(self, path: str) -> None:
+        """Switch to the GGUF at `path` for what follows (the TUI's `/model`); the file is
+        checked first, and the model in use is dropped only once the new one is known good."""
+        from assistant.llm.gguf import read_gguf
+
+        read_gguf(path)  # a clear error for a missing file or one that is not GGUF
+        model = dataclasses.replace(self.settings.model, path=str(path), url=None)
+        origins = (*self.settings.origins, ("model.path", "/model in the TUI"))
+        with self._lock:
+            self.settings = dataclasses.replace(self.settings, model=model, origins=origins)
+            self._model = None
+
+    def demo_note(self) -> str | None:
+        """The line that says the embedded demo model is in use (and how to pick another), or
+        None when the user chose a model."""
+        from assistant.llm.source import DEMO_LINE, choose_model
+
+        try:
+            return DEMO_LINE if choose_model(self.settings).demo else None
+        except AssistError:
+            return None
 
     def vector_index(self) -> VectorIndex | None:
         """The saved HNSW index for the recorded embedder, or None if nothing is embedded."""

@@ -24,6 +24,7 @@ from assistant.errors import AssistError
 from assistant.index.languages import language_for_path
 from assistant.index.symbols import Symbol, extract_symbols
 from assistant.workspace import Workspace
+from lsp import warming
 from lsp.progress import LongRequestProgress, index_then_watch
 
 if TYPE_CHECKING:
@@ -110,6 +111,7 @@ async def initialized(ls: AssistServer, params: types.InitializedParams) -> None
 
 def shutdown(ls: AssistServer, params: None) -> None:
     ls.stopping.set()
+    warming.stop(ls)
     for event in list(ls.inflight.values()):
         event.set()
     if ls.watcher is not None:
@@ -306,6 +308,7 @@ async def _complete(ls: AssistServer, uri: str, position: types.Position) -> tup
         return None
     before = lines[line][:col]
     word = re.search(r"\w*$", before)[0]  # type: ignore[index]
+    ls.cursors[uri] = (line, col)
     # A newer request for the same document supersedes this one.
     cancel = threading.Event()
     old = ls.inflight.get(uri)
@@ -315,11 +318,19 @@ async def _complete(ls: AssistServer, uri: str, position: types.Position) -> tup
 
     def run() -> str:
         try:
+            # The context ring stays as it is while the user types (its prompt is cached);
+            # the idle warm-up refreshes it.
             done = engine.complete(
-                path, text, line, col, cancel=cancel, budget=engine.editor_budget()
+                path, text, line, col, cancel=cancel, budget=engine.editor_budget(), refresh=False
             )
             if done.note:
                 log.info("completion at %s:%d:%d: %s", path, line + 1, col, done.note)
+            t = done.timings
+            log.debug(
+                "completion at %s:%d:%d: %d prompt tokens, %d cached, %.0f ms%s",
+                path, line + 1, col, t.prompt_tokens, t.cached_tokens, t.total_ms,
+                " (from the completion cache)" if done.cached else "",
+            )  # fmt: skip
             return done.text
         except AssistError as exc:
             ls.warn_once(f"assist: {exc.message} ({exc.hint})")
@@ -333,6 +344,7 @@ async def _complete(ls: AssistServer, uri: str, position: types.Position) -> tup
     finally:
         if ls.inflight.get(uri) is cancel:
             del ls.inflight[uri]
+            warming.schedule(ls, uri)
     if cancel.is_set() or not result:
         return None
     return result, word

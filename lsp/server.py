@@ -23,7 +23,7 @@ from assistant import __version__
 from assistant.completion.engine import CompletionEngine
 from assistant.errors import AssistError
 from assistant.workspace import Workspace
-from lsp import handlers
+from lsp import handlers, warming
 from lsp.framing import run_robust
 
 if TYPE_CHECKING:
@@ -106,6 +106,10 @@ class AssistServer(LanguageServer):
         """Set at shutdown: the first index stops, the watcher is not started."""
         self.loop: asyncio.AbstractEventLoop | None = None
         self.inflight: dict[str, threading.Event] = {}
+        self.cursors: dict[str, tuple[int, int]] = {}
+        """The last completion position per document: where an idle warm-up reads from."""
+        self.warm_timer: asyncio.TimerHandle | None = None
+        self.warming: threading.Event | None = None
         self.explicit = threading.Event()
         """Set while a model request the user asked for (a docstring) runs: completions,
         which fire by themselves as the cursor moves, wait their turn instead of cancelling it."""
@@ -133,6 +137,9 @@ def create_server(repo: str | None = None) -> AssistServer:
     server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())(
         handlers.inline_completion
     )
+    server.feature(types.TEXT_DOCUMENT_DID_OPEN)(warming.did_open)
+    server.feature(types.TEXT_DOCUMENT_DID_CHANGE)(warming.did_change)
+    server.feature(types.TEXT_DOCUMENT_DID_CLOSE)(warming.did_close)
     server.feature(types.WORKSPACE_SYMBOL)(handlers.workspace_symbol)
     server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)(handlers.document_symbol)
     server.feature(types.TEXT_DOCUMENT_CODE_ACTION, handlers.CODE_ACTION_OPTIONS)(

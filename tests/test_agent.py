@@ -160,7 +160,11 @@ def test_approved_edit_runs_and_can_be_undone(tiny: LocalModel, ws: Workspace) -
     assert "-    return a + b\n+    return b + a\n" in asker.requests[0].detail
     result = next(e for e in events if isinstance(e, ToolResult))
     assert result.ok and result.checkpoint is not None
-    assert events[-1] == Finished("answer", "done")
+    end = events[-1]
+    assert end == Finished("answer", "done", steps=2, changed=("src/calc.py",), undo_steps=1)
+    assert end.summary("/undo") == (
+        "agent finished · 2 steps · 1 file changed (src/calc.py) · undo: /undo once"
+    )
     assert "return b + a" in (ws.root / "src" / "calc.py").read_text()
     Checkpoints(ws.root).undo()
     assert (ws.root / "src" / "calc.py").read_bytes() == before
@@ -244,7 +248,8 @@ def test_invalid_calls_go_back_to_the_model(tiny: LocalModel, ws: Workspace) -> 
     assert "unknown tool 'delete_everything'" in errors[0]
     assert "missing argument 'path'" in errors[1]
     assert "not a valid tool call" in model.prompts[1][-1].content
-    assert events[-1] == Finished("answer", "done")
+    assert events[-1] == Finished("answer", "done", steps=3)
+    assert events[-1].summary("/undo") == "agent finished · 3 steps · no files changed"  # type: ignore[union-attr]
 
 
 def test_step_limit_and_stop_key(tiny: LocalModel, ws: Workspace) -> None:
@@ -261,11 +266,12 @@ def test_step_limit_and_stop_key(tiny: LocalModel, ws: Workspace) -> None:
         seen.append(event)
         if isinstance(event, CallMade):
             agent.cancel.set()
-    assert seen[-1] == Finished("stopped", "stopped by the user")
+    assert seen[-1] == Finished("stopped", "stopped by the user", steps=1)
     assert sum(isinstance(e, CallMade) for e in seen) == 1
     cancel_agent = Agent(ws, None, model=Steered(tiny, [listing] * 3))
     cancel_agent.cancel.set()
     assert run(cancel_agent)[-1] == Finished("stopped", "stopped by the user")
+    assert run(cancel_agent)[-1].summary("x").startswith("agent stopped by you · 0 steps")  # type: ignore[union-attr]
 
 
 def test_failed_command_is_reported_not_raised(tiny: LocalModel, ws: Workspace) -> None:

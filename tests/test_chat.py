@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from tiny_gguf import CHATML
 
-from assistant.chat.citations import Source, map_citations, parse_citations
-from assistant.chat.session import ChatSession, question_names
+from assistant.chat.citations import Source, check, map_citations, parse_citations
+from assistant.chat.history import HISTORY_VERSION
+from assistant.chat.session import ChatSession, pins, question_names
 from assistant.errors import AssistError
 from assistant.index.indexer import IndexReport
 from assistant.workspace import Workspace
@@ -124,6 +125,76 @@ def test_citations_map_to_the_chunks_that_were_sent() -> None:
         ("web/format.js:3", 2),
         ("docs/x.md:1", None),
     ]
+
+
+SENT = [
+    Source(1, "uploads/client.py", "UploadClient.upload_file", "method", 9, 12, 7, "named", 30,
+           "def upload_file(self, path):\n    return retry_failed_uploads([path])"),
+    Source(2, "web/format.js", "formatPrice", "function", 2, 4, 9, "search", 20,
+           "export function formatPrice(cents) {"),
+]  # fmt: skip
+
+
+def test_numbered_citations_map_to_the_sources_sent() -> None:
+    answer = (
+        "`upload_file` retries through retry_failed_uploads [1], and prices use formatPrice "
+        "[2, 1]. Not citations: `items[1]`, x[2], [3](http://a.b), and code:\n"
+        "```python\nvalues[1] = made_up_helper()\n```\n"
+    )
+    cites = map_citations(answer, SENT)
+    assert [(c.written, c.source, c.location) for c in cites] == [
+        ("[1]", 1, "uploads/client.py:9"),
+        ("[2]", 2, "web/format.js:2"),
+    ]
+    verdict = check(answer, SENT, "how do uploads retry?")
+    assert verdict.grounded and verdict.valid == 2
+    assert verdict.describe() == "grounded: 2 citations of the sources"
+
+
+def test_an_answer_without_valid_citations_or_with_invented_names_is_not_grounded() -> None:
+    bare = check("Uploads are retried three times.", SENT)
+    assert not bare.grounded and bare.describe() == "no citations: not grounded"
+    wrong = check("It is in [4] and uploads/client.py:40.", SENT)
+    assert not wrong.grounded and wrong.invalid == ["[4]", "uploads/client.py:40"]
+    assert "cites [4], uploads/client.py:40, not among the sources sent" in wrong.describe()
+    # Cited, but naming code that no source holds: the handle_redirects of issue 16.
+    invented = check(
+        "Redirects go through `handle_redirects` [1], with DEFAULT_TIMEOUT_CONFIG in "
+        "tests/test_config.py. The `Session` object and `upload_file()` are fine too.",
+        SENT,
+        "where is the Session?",
+    )
+    assert invented.valid == 1 and not invented.grounded
+    invented_names = ["tests/test_config.py", "handle_redirects", "DEFAULT_TIMEOUT_CONFIG"]
+    assert invented.unknown == invented_names
+    assert "names `tests/test_config.py`, `handle_redirects`" in invented.describe()
+
+
+def test_a_model_that_cites_is_grounded_and_one_that_does_not_is_flagged(
+    repo: Path, isolated_env: dict[str, str], make_gguf: Callable[..., Path], chat_gguf: Path
+) -> None:
+    citing = make_gguf(
+        family="qwen", metadata=True, chat_template=CHATML, favorite="[1]",
+        extra_words=["[1]"], context_length=2048,
+    )  # fmt: skip
+    ws = open_ws(repo, isolated_env, citing)
+    index(ws)
+    session = ChatSession(ws)
+    turn = session.ask("where does upload_file retry failed uploads?")
+    assert turn.answer.startswith("[1][1]")
+    assert turn.grounding is not None and turn.grounding.grounded
+    assert turn.citations[0].path == turn.sources[0].path
+    # The verdict is saved with the turn and read back.
+    again = ChatSession.resume(ws, session.id).turns[0]
+    assert again.grounding == turn.grounding
+    # A model that never cites: every front-end says so.
+    env = {**isolated_env, "ASSIST_MODEL": str(chat_gguf), "ASSIST_CHAT_MAX_TOKENS": "8"}
+    out = _assist(["chat", "where is upload_file?"], ws.root, env)
+    assert out.returncode == 0, out.stderr
+    assert "WARNING: no citations: not grounded" in out.stdout
+    out = _assist(["chat", "--json", "where is upload_file?"], ws.root, env)
+    grounding = json.loads(out.stdout)["grounding"]
+    assert grounding["grounded"] is False and grounding["verdict"] == "no citations: not grounded"
 
 
 def test_question_names_include_dotted_and_backticked_names() -> None:
@@ -311,10 +382,28 @@ def test_a_conversation_from_a_newer_assist_is_refused_not_misread(ws: Workspace
     session.save()
     path = ChatSession.history(ws).path(session.id)
     data = json.loads(path.read_text())
-    assert data["version"] == 1
+    assert data["version"] == HISTORY_VERSION
     data["version"] = 99
     path.write_text(json.dumps(data))
     with pytest.raises(AssistError, match="newer assist"):
         ChatSession.resume(ws, session.id)
     [summary] = ChatSession.summaries(ws)
     assert summary.id == session.id and not summary.readable
+
+
+def test_pinned_files_and_symbols_go_first_and_a_bad_pin_is_an_error(ws: Workspace) -> None:
+    session = ChatSession(ws)
+    assert pins("see @web/format.js and @UploadClient.upload_file, not me@example.com") == [
+        "web/format.js",
+        "UploadClient.upload_file",
+    ]
+    prepared = session.prepare("what does @web/format.js do with @retry_failed_uploads?")
+    pinned = [(s.path, s.reason) for s in prepared.sources if s.reason == "pinned"]
+    assert pinned[0] == ("web/format.js", "pinned")
+    assert ("uploads/client.py", "pinned") in pinned
+    assert [s.reason for s in prepared.sources[: len(pinned)]] == ["pinned"] * len(pinned)
+    with pytest.raises(AssistError, match=r"@nowhere\.py: no indexed file or symbol"):
+        session.prepare("explain @nowhere.py")
+    # A private file cannot be pinned into a prompt either.
+    with pytest.raises(AssistError, match=r"@secrets/keys\.py"):
+        session.prepare("what is in @secrets/keys.py?")

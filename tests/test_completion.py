@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 from test_lsp import GEOMETRY, REPORT, git, lsp_env
 
-from assistant.completion.context import imported_names
+from assistant.completion.context import Candidate, ContextChunk, imported_names
 from assistant.completion.engine import (
     WINDOW_STEP,
     CompletionEngine,
     cursor_offset,
     make_window,
 )
+from assistant.completion.ring import ContextRing
 from assistant.completion.shaping import Shaper, open_brackets, wants_multiline
 from assistant.errors import AssistError
 from assistant.index.indexer import IndexReport
@@ -204,6 +205,22 @@ def test_cli_complete_json(indexed_ws: Workspace, tmp_path: Path) -> None:
         timeout=60,
     )
     assert bad.returncode == 2 and "lines start at 1" in bad.stderr
+    assert "demo model" not in proc.stderr and data["demo_model"] is False  # a chosen model
+
+
+@pytest.mark.slow
+def test_cli_complete_on_the_default_model_says_it_is_a_demo(
+    indexed_ws: Workspace, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in lsp_env(tmp_path, Path("unused")).items() if k != "ASSIST_MODEL"}
+    file = indexed_ws.root / "shapes" / "report.py"
+    cmd = [sys.executable, "-m", "assistant", "complete", str(file), "--line", "5", "--col", "13"]
+    proc = subprocess.run(
+        [*cmd, "--json"], capture_output=True, text=True, env=env, cwd=indexed_ws.root, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "assist: note: the embedded demo model (SmolLM2-135M) is in use" in proc.stderr
+    assert json.loads(proc.stdout)["demo_model"] is True
 
 
 @pytest.mark.slow
@@ -245,3 +262,59 @@ def test_a_minified_line_cannot_make_the_prompt_unbounded() -> None:
     window = make_window(text, offset, 4000, 1000)
     assert 0 < len(window.prefix) <= 4000 and len(window.suffix) <= 1000
     assert window.prefix == text[offset - len(window.prefix) : offset]
+
+
+def test_context_ring_keeps_its_order_and_evicts_the_oldest_unwanted() -> None:
+    def chunk(name: str, size: int = 10) -> Candidate:
+        return Candidate(ContextChunk(f"{name}.py", name, 1, 2, "imported"), "x" * size)
+
+    ring = ContextRing(budget_chars=30)
+    assert not ring.filled
+    assert ring.refresh([chunk("a"), chunk("b")])
+    # Already there: nothing moves, so the prompt's beginning (and its cache) survives.
+    assert not ring.refresh([chunk("b"), chunk("a")])
+    assert [c.chunk.name for c in ring.snapshot()] == ["a", "b"]
+    # New chunks go at the end; over budget, the oldest chunk no longer wanted leaves.
+    assert ring.refresh([chunk("b"), chunk("c"), chunk("d")])
+    assert [c.chunk.name for c in ring.snapshot()] == ["b", "c", "d"]
+    # The file being edited never gets its own definitions as context.
+    assert [c.chunk.name for c in ring.snapshot(exclude_path="c.py")] == ["b", "d"]
+
+
+def test_warm_up_fills_the_cache_for_the_next_keystroke(indexed_ws: Workspace) -> None:
+    engine = CompletionEngine(indexed_ws)
+    path = str(indexed_ws.root / "shapes" / "report.py")
+    text = REPORT + "\n\ndef rect_report(w, h):\n    rect = Rectangle(w, h)\n    "
+    line = text.count("\n")
+    stats = engine.warm(path, text, line, 4)
+    assert stats is not None and stats.prompt_done == stats.prompt_tokens - 1
+    assert stats.generated_tokens == 0  # a warm-up only reads
+    ring = [c.chunk.name for c in engine.ring.snapshot()]
+    assert "Rectangle" in ring and "area_of_circle" in ring
+    # The keystroke reads only what it typed: everything before it is in the cache.
+    typed = text + "r"
+    done = engine.complete(path, typed, line, 5, refresh=False)
+    assert done.timings.cached_tokens >= stats.prompt_tokens - 2
+    assert [c.name for c in done.context] == ring
+    # While typing, the ring holds still even when the cursor's names change.
+    typed += "esult = Rectangle.area(rect)\n    "
+    held = engine.complete(path, typed, line + 1, 4, refresh=False)
+    assert [c.name for c in held.context] == ring
+
+
+def test_a_warm_up_never_pre_empts_a_request(indexed_ws: Workspace) -> None:
+    engine = CompletionEngine(indexed_ws)
+    path = str(indexed_ws.root / "shapes" / "report.py")
+    flight = engine.model._flight  # type: ignore[attr-defined]
+    busy = threading.Event()
+    flight.begin(busy)  # a request is in flight
+    try:
+        assert engine.warm(path, REPORT, 4, 13) is None
+        assert not busy.is_set()  # it was not cancelled
+    finally:
+        flight.end(busy)
+    # A cancelled warm-up stops before reading anything more.
+    stopped = threading.Event()
+    stopped.set()
+    stats = engine.warm(path, REPORT, 4, 13, cancel=stopped)
+    assert stats is not None and stats.stopped_by == "cancel"

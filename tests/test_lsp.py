@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -413,3 +414,53 @@ def test_a_long_docstring_request_shows_progress(
         c.wait_notification(lambda m: ours(m) and m["params"]["value"]["kind"] == "end")
     finally:
         c.close()
+
+
+def test_an_idle_editor_warms_the_cache_for_the_next_keystroke(
+    tmp_path: Path, lsp_repo: Path, fim_gguf: Path
+) -> None:
+    """A file opening and a pause after a completion each read the next prompt in the
+    background; the keystroke after the pause then reads only what it typed."""
+    cmd = [sys.executable, "-m", "assistant", "-v", "lsp"]
+    env = {**lsp_env(tmp_path, fim_gguf), "ASSIST_COMPLETION_IDLE_MS": "100"}
+    log_path = tmp_path / "lsp.err"
+    c = RawLspClient(cmd, lsp_repo, env, log_path)
+
+    def wait_log(pattern: str, count: int) -> list[str]:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            found = [ln for ln in log_path.read_text().splitlines() if pattern in ln]
+            if len(found) >= count:
+                return found
+            time.sleep(0.05)
+        raise AssertionError(f"{pattern!r} not logged {count} times:\n{log_path.read_text()}")
+
+    try:
+        c.initialize(lsp_repo)
+        indexed(c)
+        # The cursor at the end of the file: no text after it to read again (a FIM prompt
+        # puts the suffix after the prefix, so mid-file the suffix is read again too).
+        text = REPORT + "\n\ndef rect_report(w, h):\n    rect = Rectangle(w, h)\n    r"
+        last = text.count("\n")
+        uri = open_doc(c, lsp_repo / "shapes" / "report.py", text)
+        wait_log("warmed", 1)  # on open
+        pos = {"line": last, "character": 5}
+        c.call("textDocument/completion", {"textDocument": {"uri": uri}, "position": pos})
+        warmed = wait_log("warmed", 2)[-1]  # after the answer, from its cursor
+        assert f"report.py:{last + 1}:" in warmed
+        c.notify(
+            "textDocument/didChange",
+            {
+                "textDocument": {"uri": uri, "version": 2},
+                "contentChanges": [{"text": text + "e"}],
+            },
+        )
+        c.call(
+            "textDocument/completion",
+            {"textDocument": {"uri": uri}, "position": {"line": last, "character": 6}},
+        )
+        line = wait_log("completion at", 2)[-1]
+        prompt, cached = (int(n) for n in re.findall(r"(\d+) prompt tokens, (\d+) cached", line)[0])
+        assert cached >= prompt - 3, line
+    finally:
+        assert c.close() == 0

@@ -25,6 +25,7 @@ from assistant.chat.history import Turn
 from assistant.chat.session import ChatSession
 from assistant.llm.protocol import Model
 from assistant.tui.app import AssistApp
+from assistant.tui.history_screen import HistoryScreen
 from assistant.tui.screens import HelpScreen, PreviewScreen
 from assistant.tui.views import (
     LocationList,
@@ -130,7 +131,7 @@ async def test_ask_streams_an_answer_lists_sources_and_opens_one(ws: Workspace) 
         assert view.text.strip()  # the tiny model's streamed junk arrived
         # The tiny model has Qwen FIM tokens: the status bar says FIM, not "emulated".
         assert (
-            "tok/s" in status(app) and " · FIM · " in status(app) and "emulated" not in status(app)
+            "tok/s" in status(app) and " · FIM  │" in status(app) and "emulated" not in status(app)
         )
         sources = app.query_one(LocationList)
         assert sources.display and sources.option_count >= 1
@@ -431,7 +432,7 @@ def test_logging_goes_to_a_file_while_the_app_runs(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_history_lists_conversations_and_resume_takes_an_id(ws: Workspace) -> None:
+async def test_history_screen_filters_resumes_and_deletes(ws: Workspace) -> None:
     older = ChatSession(ws)
     older.ask("how is a price formatted?")
     newer = ChatSession(ws)
@@ -439,13 +440,22 @@ async def test_history_lists_conversations_and_resume_takes_an_id(ws: Workspace)
     app = AssistApp(workspace=ws, watch=False)
     async with app.run_test(size=SIZE) as pilot:
         await app.run_command("/history")
-        await pilot.pause()
-        listing = "\n".join(n.message for n in app._notifications)
-        assert older.id in listing and newer.id in listing
-        assert listing.index(newer.id) < listing.index(older.id)  # newest first
-        await app.run_command(f"/resume {older.id}")
+        await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        screen = app.screen
+        assert isinstance(screen, HistoryScreen)
+        await wait_for(pilot, lambda: screen.shown)
+        assert [s.id for s in screen.shown] == [newer.id, older.id]  # newest first
+        await type_text(pilot, "price formatted")
+        await wait_for(pilot, lambda: [s.id for s in screen.shown] == [older.id])
+        await pilot.press("enter")
         await wait_for(pilot, lambda: len(app.query(TurnView)) == 1)
         assert app.query_one(TurnView).question == "how is a price formatted?"
+        await pilot.press("f6")  # again, by key: delete the newer one
+        await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        await pilot.press("down", "delete")
+        await wait_for(pilot, lambda: not ChatSession.history(ws).path(newer.id).exists())
+        assert ChatSession.history(ws).path(older.id).exists()
+        await pilot.press("escape")
         await app.run_command("/resume no-such-id")
         await pilot.pause()
         assert any(n.severity == "error" for n in app._notifications)

@@ -120,6 +120,10 @@ async def test_approved_edit_is_applied_and_undo_restores_it(
         assert any("edit_file(" in line for line in view.lines)
         assert any("/undo reverts it" in line for line in view.lines)
         assert view.result is not None and view.result.reason == "answer"
+        # The run ends with one line: outcome, steps, files changed, how to undo.
+        assert view.lines[-1] == (
+            "agent finished · 2 steps · 1 file changed (src/calc.py) · undo: /undo once"
+        )
         assert "return b + a" in calc.read_text()
         await type_text(pilot, "/undo")
         await pilot.press("enter")

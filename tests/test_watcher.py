@@ -220,7 +220,7 @@ def test_watch_command_runs_and_stops(repo: Path) -> None:
         wait_for(lambda: "from_cli_watch" in names(ws, "from_cli_watch"))
     finally:
         proc.send_signal(2)
-        proc.wait(10)
+        proc.wait(120)  # a bound, not a speed: a loaded machine finishes its batch first
     assert proc.returncode == 130
 
 

@@ -72,17 +72,23 @@ def write_tiny_gguf(
     favorite: str | None = "a",
     chat_template: str | None = None,
     extra_tokens: list[str] | None = None,
+    extra_words: list[str] | None = None,
     n_embd: int = 64,
     n_layers: int = 2,
     seed: int = 0,
     context_length: int = 512,
 ) -> Path:
-    """Write a GGUF of a few hundred KB; returns `path`."""
+    """Write a GGUF of a few hundred KB; returns `path`.
+
+    `extra_words` become ordinary tokens (through merges), so `favorite` may be one: a model
+    that writes `[1]` again and again, say.
+    """
     rng = np.random.default_rng(seed)
     byte_tokens = _byte_tokens()
     merges: list[str] = []
     words: list[str] = []
-    for word in WORDS:  # a few real merges so the BPE merge table is exercised
+    # A few real merges, so the BPE merge table is exercised.
+    for word in [*WORDS, *(extra_words or [])]:
         pieces = list(word)
         while len(pieces) > 1:
             merges.append(f"{pieces[0]} {pieces[1]}")

@@ -194,6 +194,13 @@ class Checkpoints:
         self._move(HEAD_REF, cp)
         return cp
 
+    def changed_since(self, start: Checkpoint) -> list[str]:
+        """Paths whose content differs between `start` and the current checkpoint."""
+        cur = self.current()
+        if cur is None or cur.tree == start.tree:
+            return []
+        return sorted({path for _, _, path in self._changes(start.tree, cur.tree)})
+
     def undo(self, *, force: bool = False) -> Restored:
         cur = self.current()
         if cur is None or cur.kind == "start" or cur.parent is None:

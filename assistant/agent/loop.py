@@ -89,6 +89,27 @@ class ToolResult:
 class Finished:
     reason: Literal["answer", "step limit", "stopped", "error"]
     text: str
+    steps: int = 0
+    changed: tuple[str, ...] = ()
+    """Files the run changed (the start checkpoint against the last)."""
+    undo_steps: int = 0
+    """Checkpointed steps: how many undos take the files back to where the run began."""
+
+    def summary(self, undo_hint: str) -> str:
+        """The run's last line: outcome, steps, files changed, how to undo."""
+        outcome = {"answer": "finished", "step limit": "stopped at the step limit",
+                   "stopped": "stopped by you", "error": "failed"}[self.reason]  # fmt: skip
+        steps = f"{self.steps} step{'s' if self.steps != 1 else ''}"
+        if not self.changed:
+            return f"agent {outcome} · {steps} · no files changed"
+        files = ", ".join(self.changed[:3]) + (
+            f" +{len(self.changed) - 3}" if len(self.changed) > 3 else ""
+        )
+        times = "once" if self.undo_steps == 1 else f"{self.undo_steps} times"
+        return (
+            f"agent {outcome} · {steps} · {len(self.changed)} file"
+            f"{'s' if len(self.changed) != 1 else ''} changed ({files}) · undo: {undo_hint} {times}"
+        )
 
 
 Event = StepStarted | Token | CallMade | CallInvalid | Decided | ToolResult | Finished
@@ -132,6 +153,27 @@ class Agent:
         return self._checkpoints
 
     def run(self, task: str) -> Iterator[Event]:
+        """The task's events; the last is always a `Finished` with the run's counts."""
+        steps, undo = 0, 0
+        start: Checkpoint | None = None  # the files before the run's first change
+        for event in self._run(task):
+            if isinstance(event, StepStarted):
+                steps = event.step
+            elif isinstance(event, ToolResult) and event.checkpoint is not None:
+                undo += 1
+                if start is None:
+                    start = self.checkpoints.load(
+                        event.checkpoint.parent or event.checkpoint.commit
+                    )
+            elif isinstance(event, Finished):
+                changed: tuple[str, ...] = ()
+                if start is not None and undo:
+                    changed = tuple(self.checkpoints.changed_since(start))
+                yield Finished(event.reason, event.text, steps, changed, undo)
+                return
+            yield event
+
+    def _run(self, task: str) -> Iterator[Event]:
         model = self.model or self.ws.model
         messages = [
             Message("system", prompts.render("agent_system", tools=describe_tools(TOOLS))),

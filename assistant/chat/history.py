@@ -14,12 +14,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.chat.citations import Citation, Source
+from assistant.chat.citations import Citation, Grounding, Source
 from assistant.errors import AssistError
 from assistant.repo.atomic import write_atomic
 
-HISTORY_VERSION = 1
-"""Written into every file; a file from a newer assist is refused rather than misread."""
+HISTORY_VERSION = 2
+"""Written into every file; a file from a newer assist is refused rather than misread.
+2: turns carry their `grounding`, citations the text they were `written` as."""
 
 
 @dataclass
@@ -34,16 +35,26 @@ class Turn:
     generated_tokens: int = 0
     tokens_per_second: float = 0.0
     created: float = field(default_factory=time.time)
+    grounding: Grounding | None = None
+    """None for a turn saved before answers were checked."""
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.grounding is not None:
+            data["grounding"].update(
+                grounded=self.grounding.grounded, verdict=self.grounding.describe()
+            )
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Turn:
         sources = [Source(**s) for s in data.get("sources", [])]
         citations = [Citation(**c) for c in data.get("citations", [])]
-        fields_ = {k: v for k, v in data.items() if k not in ("sources", "citations")}
-        return cls(sources=sources, citations=citations, **fields_)
+        found = data.get("grounding")
+        grounding = Grounding(found["valid"], found["invalid"], found["unknown"]) if found else None
+        skip = ("sources", "citations", "grounding")
+        fields_ = {k: v for k, v in data.items() if k not in skip}
+        return cls(sources=sources, citations=citations, grounding=grounding, **fields_)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from assistant.chat.citations import Source, map_citations, source_block
+from assistant.chat.citations import Source, check, map_citations, source_block
 from assistant.chat.history import History, Summary, Turn, new_id
 from assistant.errors import AssistError
 from assistant.index.identifiers import identifier_candidates
@@ -50,6 +50,18 @@ def question_names(question: str) -> set[str]:
     names |= {w.lower() for w in re.findall(r"`([A-Za-z_][\w.]*)`", question)}
     names |= {n.rsplit(".", 1)[-1] for n in names if "." in n}
     return {n for n in names if len(n) > 1}
+
+
+_PIN = re.compile(r"(?<![\w@])@([\w][\w./-]*[\w])")
+
+
+def pins(question: str) -> list[str]:
+    """`@path` and `@symbol` mentions, in order, each once (an e-mail address is not one)."""
+    out: list[str] = []
+    for m in _PIN.finditer(question):
+        if m.group(1) not in out:
+            out.append(m.group(1))
+    return out
 
 
 class ChatSession:
@@ -88,16 +100,40 @@ class ChatSession:
     # -- retrieval and packing -------------------------------------------------------------
 
     def retrieve(self, question: str) -> list[tuple[ChunkRow, str]]:
-        """Candidate chunks, best first: the definitions the question names, then search hits.
+        """Candidate chunks, best first: what the user pinned (`@path`, `@symbol`), the
+        definitions the question names, then search hits.
 
         The workspace hands out only chunks of files the privacy rules allow.
         """
         settings = self.ws.settings.chat
+        pinned = self.pinned(question)
         named = self.ws.chunks_named(question_names(question), limit=settings.k)
         hits = self.ws.search(question, k=settings.k, mode=None)
-        named_ids = {row.id for row in named}
-        searched = self.ws.chunks(h.chunk_id for h in hits if h.chunk_id not in named_ids)
-        return [(row, "named") for row in named] + [(row, "search") for row in searched]
+        out = [(row, "pinned") for row in pinned]
+        seen = {row.id for row in pinned}
+        for row in named:
+            if row.id not in seen:
+                out.append((row, "named"))
+                seen.add(row.id)
+        searched = self.ws.chunks(h.chunk_id for h in hits if h.chunk_id not in seen)
+        return out + [(row, "search") for row in searched]
+
+    def pinned(self, question: str) -> list[ChunkRow]:
+        """Chunks the question pins with `@path/to/file.py` (the whole file, top to bottom)
+        or `@Symbol` (its definitions). A pin that matches nothing is an error: the user
+        asked for that context by name."""
+        rows: list[ChunkRow] = []
+        for pin in pins(question):
+            found = self.ws.chunks_in(pin.removeprefix("./")) if "/" in pin or "." in pin else []
+            if not found:
+                found = self.ws.chunks_named([pin.rsplit(".", 1)[-1]], limit=8)
+            if not found:
+                raise AssistError(
+                    f"@{pin}: no indexed file or symbol by that name",
+                    "pin a repository path (@src/app.py) or a definition's name (@parse_args)",
+                )
+            rows += [r for r in found if r.id not in {x.id for x in rows}]
+        return rows
 
     def pack(
         self, candidates: list[tuple[ChunkRow, str]], budget: int, count: Callable[[str], int]
@@ -217,6 +253,7 @@ class ChatSession:
             prompt_tokens=stats.prompt_tokens,
             generated_tokens=stats.generated_tokens,
             tokens_per_second=round(stats.tokens_per_second, 2),
+            grounding=check(answer, prepared.sources, prepared.question),
         )
         self.turns.append(turn)
         self.save()

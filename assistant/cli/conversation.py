@@ -39,15 +39,21 @@ def cmd_chat(args: argparse.Namespace) -> int:
         if stats.phase == "prompt":
             status.show(stats.describe())
 
+    demo = ws.demo_note()
+    if demo:
+        print(f"assist: note: {demo}", file=sys.stderr)
     status.show("finding the code to send …")
     turn = session.ask(args.question, on_text=None if args.json else show, progress=progress)
     status.clear()
     if args.json:
-        print(json.dumps({"session": session.id, **turn.as_json()}))
+        print(json.dumps({"session": session.id, **turn.as_json(), "demo_model": bool(demo)}))
         return 0
     print("\n")
     if turn.stopped_by == "length":
         print(f"(cut at the token limit: chat.max_tokens = {ws.settings.chat.max_tokens})")
+    if turn.grounding is not None:
+        mark = "" if turn.grounding.grounded else "WARNING: "
+        print(f"{mark}{visible(turn.grounding.describe())}")
     print("Sources:" if turn.sources else "Sources: none (no indexed code matched)")
     cited = {c.source for c in turn.citations}
     for s in turn.sources:
@@ -56,7 +62,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         print(f"  [{s.n}] {where}{mark}")
     for c in turn.citations:
         if c.source is None:
-            print(f"  cited but not sent: {visible(c.location)}")
+            print(f"  cited but not sent: {visible(c.written or c.location)}")
     print(f"(conversation {session.id}; continue it with --resume)", file=sys.stderr)
     return 0
 
@@ -81,7 +87,6 @@ def cmd_agent(args: argparse.Namespace) -> int:
     if not args.task:
         raise AssistError("no task given", 'assist agent "what to do", or --undo / --redo')
     agent = Agent(ws, _ask_in_terminal, auto_approve=args.yes or None, max_steps=args.max_steps)
-    changed = False
     for event in agent.run(args.task):
         if isinstance(event, CallMade) and event.call.tool != "final":
             shown = ", ".join(f"{k}={str(v)[:60]!r}" for k, v in event.call.args.items())
@@ -92,14 +97,12 @@ def cmd_agent(args: argparse.Namespace) -> int:
             lines = visible(event.text).splitlines()
             more = f"\n    … {len(lines) - 8} more lines" if len(lines) > 8 else ""
             print("    " + "\n    ".join(lines[:8]) + more, file=sys.stderr)
-            changed = changed or event.checkpoint is not None
         elif isinstance(event, Finished):
             if event.reason == "answer":
                 print(visible(event.text))
             else:
                 print(f"assist: agent {event.reason}: {visible(event.text)}", file=sys.stderr)
-            if changed:
-                print("undo the agent's changes with: assist agent --undo", file=sys.stderr)
+            print(visible(event.summary("assist agent --undo")), file=sys.stderr)
             return 0 if event.reason == "answer" else 1
     return 1
 

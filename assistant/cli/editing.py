@@ -23,9 +23,12 @@ def cmd_complete(args: argparse.Namespace) -> int:
         sys.stdout.write(visible(piece))
         sys.stdout.flush()
 
+    demo = ws.demo_note()
+    if demo:
+        print(f"assist: note: {demo}", file=sys.stderr)
     result = complete_file(ws, args.file, args.line, args.col, on_text=None if args.json else show)
     if args.json:
-        print(json.dumps(result.as_json()))
+        print(json.dumps({**result.as_json(), "demo_model": demo is not None}))
     else:
         sys.stdout.write("\n")
         if result.note:

@@ -5,6 +5,7 @@ stable order so that the prompt's beginning stays the same between keystrokes.""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -54,13 +55,26 @@ class ContextChunk:
     reason: str
 
 
-def context_for(
+@dataclass(frozen=True)
+class Candidate:
+    """A definition worth showing at the cursor, with its text as it goes into the prompt."""
+
+    chunk: ContextChunk
+    text: str
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.chunk.path, self.chunk.start_line
+
+
+def candidates(
     ws: Workspace, budget_tokens: int, rel: str, text: str, offset: int
-) -> tuple[list[ContextFile], list[ContextChunk]]:
-    """Definitions from other files that the code at the cursor uses, within the budget."""
+) -> list[Candidate]:
+    """Definitions from other files that the code at the cursor uses, most wanted first,
+    within the budget."""
     budget = int(budget_tokens * CHARS_PER_TOKEN)
     if budget <= 0 or not ws.has_index():
-        return [], []
+        return []
     line = text.count("\n", 0, offset) + 1
     nearby = _names_at(ws, rel, text, offset, line)
     imported = imported_names(text)
@@ -76,7 +90,7 @@ def context_for(
         ]
     order = {n.lower(): i for i, n in enumerate(wanted)}
     rows.sort(key=lambda r: (order.get(r.name.lower(), len(order)), r.path, r.start_line))
-    picked: list[tuple[ChunkRow, str]] = []
+    picked: list[Candidate] = []
     used = 0
     seen: set[tuple[str, int]] = set()
     per_name: dict[str, int] = {}
@@ -86,24 +100,39 @@ def context_for(
         if per_name.get(row.name, 0) >= PER_NAME:
             continue  # `get` defined in twenty classes: which one is meant is a guess
         per_name[row.name] = per_name.get(row.name, 0) + 1
-        body = row.text[:CONTEXT_CHUNK_CHARS]
+        body = row.text[:CONTEXT_CHUNK_CHARS].rstrip()
         if used + len(body) > budget:
             continue
         seen.add((row.path, row.symbol_start))
         reason = "imported" if row.name in imported else "used near the cursor"
-        picked.append((row, reason))
+        chunk = ContextChunk(row.path, row.qualified_name, row.start_line, row.end_line, reason)
+        picked.append(Candidate(chunk, body))
         used += len(body)
-    # Stable order (by file, then line) keeps the prompt's beginning the same between
-    # keystrokes, so llama.cpp's prefix cache is reused.
-    picked.sort(key=lambda p: (p[0].path, p[0].start_line))
-    files: dict[str, list[str]] = {}
-    for row, _ in picked:
-        files.setdefault(row.path, []).append(row.text[:CONTEXT_CHUNK_CHARS].rstrip())
-    context = [ContextFile(p, "\n...\n".join(parts)) for p, parts in files.items()]
-    chosen = [
-        ContextChunk(r.path, r.qualified_name, r.start_line, r.end_line, why) for r, why in picked
-    ]
-    return context, chosen
+    return picked
+
+
+def as_prompt_context(chosen: Sequence[Candidate]) -> list[ContextFile]:
+    """Chunks as the model sees them, in the order given; neighbours from one file share a
+    header."""
+    files: list[ContextFile] = []
+    for c in chosen:
+        if files and files[-1].path == c.chunk.path:
+            files[-1] = ContextFile(c.chunk.path, f"{files[-1].text}\n...\n{c.text}")
+        else:
+            files.append(ContextFile(c.chunk.path, c.text))
+    return files
+
+
+def context_for(
+    ws: Workspace, budget_tokens: int, rel: str, text: str, offset: int
+) -> tuple[list[ContextFile], list[ContextChunk]]:
+    """Definitions from other files that the code at the cursor uses, within the budget, by
+    file then line."""
+    chosen = sorted(
+        candidates(ws, budget_tokens, rel, text, offset),
+        key=lambda c: (c.chunk.path, c.chunk.start_line),
+    )
+    return as_prompt_context(chosen), [c.chunk for c in chosen]
 
 
 def _names_at(ws: Workspace, rel: str, text: str, offset: int, line: int) -> list[str]:

@@ -16,10 +16,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from assistant.completion.context import ContextChunk, context_for
+from assistant.completion.context import (
+    Candidate,
+    ContextChunk,
+    as_prompt_context,
+    candidates,
+)
+from assistant.completion.ring import ContextRing
 from assistant.completion.shaping import Shaper, wants_multiline
 from assistant.errors import AssistError
-from assistant.llm.fim import path_comment
+from assistant.llm.fim import ContextFile, path_comment
 from assistant.llm.protocol import Budget
 
 if TYPE_CHECKING:
@@ -161,6 +167,7 @@ class CompletionEngine:
         self._model = model
         self.settings = ws.settings.completion
         self.cache = _Cache(self.settings.cache_size)
+        self.ring = ContextRing(int(self.settings.context_tokens * CHARS_PER_TOKEN))
 
     @property
     def model(self) -> Model:
@@ -178,24 +185,21 @@ class CompletionEngine:
         cancel: threading.Event | None = None,
         on_text: Callable[[str], None] | None = None,
         budget: Budget | None = None,
+        refresh: bool = True,
     ) -> Completion:
         """Complete at 0-based (`line`, `col`) of `text`, the editor's (maybe unsaved) buffer.
 
         `on_text` receives the completion as it streams, in pieces that are final. `budget`
         bounds the model's time (an editor passes `editor_budget()`); a completion that ends
-        empty says why in `note`.
+        empty says why in `note`. `refresh=False` (a keystroke) keeps the context ring as it
+        is, so the prompt's beginning is the one already in the model's cache.
         """
         rel = self._relative(path)
         model = self.model  # loaded before the clock starts: a load is not a completion's cost
         started = time.perf_counter()
         offset = cursor_offset(text, line, col)
         settings = self.settings
-        window = make_window(
-            text,
-            offset,
-            int(settings.prefix_tokens * CHARS_PER_TOKEN),
-            int(settings.suffix_tokens * CHARS_PER_TOKEN),
-        )
+        window = self._window(text, offset)
         multiline = wants_multiline(window.prefix, window.suffix, settings.multiline)
         result = Completion(text="", multiline=multiline)
         cached = self.cache.get(window.prefix, window.suffix)
@@ -208,12 +212,8 @@ class CompletionEngine:
             return result
 
         t0 = time.perf_counter()
-        context, chosen = (
-            context_for(self.ws, settings.context_tokens, rel, text, offset)
-            if rel is not None
-            else ([], [])
-        )
-        result.context = chosen
+        context = self._context(rel, text, offset, refresh)
+        result.context = [c.chunk for c in context]
         result.timings.retrieval_ms = (time.perf_counter() - t0) * 1000
         if cancel is not None and cancel.is_set():
             result.note = "cancelled"
@@ -221,28 +221,10 @@ class CompletionEngine:
 
         result.model = model.name
         shaper = Shaper(window.prefix, window.suffix, multiline)
-        if settings.emulation == "continue" and model.fim_kind == "emulated":
-            # No FIM tokens: continue the text before the cursor, context files above it.
-            # The shaper still cuts at the block's end and where the suffix repeats.
-            head = "".join(path_comment(c.path, c.text) for c in context)
-            prompt = head + path_comment(rel or Path(path).name, "").rstrip("\n") + "\n"
-            stream = model.complete(
-                prompt + window.prefix,
-                max_tokens=settings.max_tokens,
-                stop=() if multiline else ("\n",),
-                cancel=cancel,
-                budget=budget,
-            )
-        else:
-            stream = model.infill(
-                window.prefix,
-                window.suffix,
-                path=rel or path,
-                context=context,
-                max_tokens=settings.max_tokens,
-                cancel=cancel,
-                budget=budget,
-            )
+        stream = self._stream(
+            model, window, rel or Path(path).name, as_prompt_context(context), multiline,
+            max_tokens=settings.max_tokens, cancel=cancel, budget=budget,
+        )  # fmt: skip
         first: float | None = None
         try:
             for piece in stream:
@@ -279,6 +261,75 @@ class CompletionEngine:
                 result.note = empty_reason(stats, shaper)
             self.cache.put(window.prefix, window.suffix, result.text)
         return result
+
+    def warm(
+        self, path: str, text: str, line: int, col: int, *, cancel: threading.Event | None = None
+    ) -> GenerationStats | None:
+        """Refresh the context ring from the cursor and read the prompt a keystroke here would
+        send into the model's cache, generating nothing. For idle moments: a real request
+        pre-empts it, and it never pre-empts one. None when there is nothing to warm."""
+        rel = self._relative(path)
+        if rel is None:
+            return None
+        model = self.model
+        settings = self.settings
+        offset = cursor_offset(text, line, col)
+        window = self._window(text, offset)
+        multiline = wants_multiline(window.prefix, window.suffix, settings.multiline)
+        context = as_prompt_context(self._context(rel, text, offset, refresh=True))
+        before = model.last_stats
+        for _ in self._stream(model, window, rel, context, multiline, max_tokens=0, cancel=cancel):
+            pass
+        return model.last_stats if model.last_stats is not before else None
+
+    def _window(self, text: str, offset: int) -> Window:
+        s = self.settings
+        prefix, suffix = s.prefix_tokens * CHARS_PER_TOKEN, s.suffix_tokens * CHARS_PER_TOKEN
+        return make_window(text, offset, int(prefix), int(suffix))
+
+    def _context(self, rel: str | None, text: str, offset: int, refresh: bool) -> list[Candidate]:
+        """The ring's chunks for a prompt in `rel`, refreshed from the cursor when asked (and
+        the first time)."""
+        if rel is None:
+            return []
+        if refresh or not self.ring.filled:
+            self.ring.refresh(candidates(self.ws, self.settings.context_tokens, rel, text, offset))
+        return self.ring.snapshot(exclude_path=rel)
+
+    def _stream(
+        self,
+        model: Model,
+        window: Window,
+        path: str,
+        context: list[ContextFile],
+        multiline: bool,
+        *,
+        max_tokens: int,
+        cancel: threading.Event | None,
+        budget: Budget | None = None,
+    ) -> Iterator[str]:
+        """The model's stream for this hole; `max_tokens=0` only reads the prompt."""
+        if self.settings.emulation == "continue" and model.fim_kind == "emulated":
+            # No FIM tokens: continue the text before the cursor, context files above it.
+            # The shaper still cuts at the block's end and where the suffix repeats.
+            head = "".join(path_comment(c.path, c.text) for c in context)
+            prompt = head + path_comment(path, "").rstrip("\n") + "\n"
+            return model.complete(
+                prompt + window.prefix,
+                max_tokens=max_tokens,
+                stop=() if multiline else ("\n",),
+                cancel=cancel,
+                budget=budget,
+            )
+        return model.infill(
+            window.prefix,
+            window.suffix,
+            path=path,
+            context=context,
+            max_tokens=max_tokens,
+            cancel=cancel,
+            budget=budget,
+        )
 
     def editor_budget(self) -> Budget:
         """The time limits of a completion an editor asked for while the user types."""

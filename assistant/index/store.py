@@ -373,6 +373,15 @@ class Store:
         )
         return [int(r[0]) for r in rows]
 
+    def chunk_ids_in(self, path: str) -> list[int]:
+        """The chunks of one file, top to bottom."""
+        rows = self.db.execute(
+            "SELECT c.id FROM chunks c JOIN files f ON f.id = c.file_id WHERE f.path = ?"
+            " ORDER BY c.start_line",
+            (path,),
+        )
+        return [int(r[0]) for r in rows]
+
     def symbols_in(self, path: str) -> list[Symbol]:
         rows = self.db.execute(
             "SELECT s.name, s.qualified_name, s.kind, s.signature, s.doc, s.start_line,"

@@ -48,7 +48,7 @@ def build_card(
     say = on_progress or (lambda _: None)
     choice: ModelChoice = choose_model(settings)
     card: dict[str, Any] = {"source": choice.origin, "kind": choice.kind}
-    card["demo"] = choice.origin.startswith("embedded default")
+    card["demo"] = choice.demo
     if choice.kind == "local":
         info = read_gguf(choice.location)
         card.update(

@@ -157,7 +157,10 @@ class LocalModel:
         progress: Progress | None = None,
         budget: Budget | None = None,
     ) -> Iterator[str]:
-        """Stream text for a ready-made token prompt; the primitive every other call uses."""
+        """Stream text for a ready-made token prompt; the primitive every other call uses.
+
+        `max_tokens=0` reads the prompt into the cache and generates nothing: a warm-up, which
+        runs only when no request is in flight and gives way to any that starts."""
         cancel = cancel or threading.Event()
         n_ctx = self.llama.n_ctx()
         if len(tokens) >= n_ctx:
@@ -165,6 +168,9 @@ class LocalModel:
                 f"prompt of {len(tokens)} tokens does not fit the {n_ctx}-token context",
                 "raise model.n_ctx or send less text",
             )
+        if max_tokens == 0:
+            self._warm(tokens, cancel, progress)
+            return
         limit = min(max_tokens or self.settings.max_tokens, n_ctx - len(tokens))
         self._flight.begin(cancel)  # a newer request wins: the one in flight stops
         try:
@@ -181,6 +187,18 @@ class LocalModel:
                     pieces, stats, started=started, stop=stop, cancel=cancel, max_tokens=limit,
                     generate_s=budget.generate_s if budget else None, report=report,
                 )  # fmt: skip
+        finally:
+            self._flight.end(cancel)
+
+    def _warm(self, tokens: list[int], cancel: threading.Event, progress: Progress | None) -> None:
+        if not self._flight.begin_idle(cancel):
+            return
+        try:
+            with self._flight.lock:
+                stats = GenerationStats(prompt_tokens=len(tokens))
+                self.last_stats = stats
+                if self._read_prompt(tokens, cancel, stats, Reporter(stats, progress), None):
+                    stats.stopped_by = "length"
         finally:
             self._flight.end(cancel)
 

@@ -97,9 +97,14 @@ class RemoteModel:
         stop: Sequence[str] = (),
         progress: Progress | None = None,
         budget: Budget | None = None,
+        background: bool = False,
     ) -> Iterator[str]:
         cancel = cancel or threading.Event()
-        self._flight.begin(cancel)
+        if background:
+            if not self._flight.begin_idle(cancel):
+                return  # a warm-up never pre-empts a request
+        else:
+            self._flight.begin(cancel)
         try:
             stats = GenerationStats()
             self.last_stats = stats
@@ -131,6 +136,8 @@ class RemoteModel:
         progress: Progress | None = None,
         budget: Budget | None = None,
     ) -> Iterator[str]:
+        if max_tokens == 0:
+            return iter(())  # an OpenAI-style server has no warm-up request
         body = self._body(_with_grammar({"prompt": prompt}, grammar), max_tokens)
         return self._stream(
             "/v1/completions", body, _completion_text, cancel, stop=stop, progress=progress,
@@ -147,6 +154,8 @@ class RemoteModel:
         progress: Progress | None = None,
         budget: Budget | None = None,
     ) -> Iterator[str]:
+        if max_tokens == 0:
+            return iter(())
         payload = [{"role": m.role, "content": m.content} for m in messages]
         body = self._body(_with_grammar({"messages": payload}, grammar), max_tokens)
         return self._stream(
@@ -165,20 +174,23 @@ class RemoteModel:
         progress: Progress | None = None,
         budget: Budget | None = None,
     ) -> Iterator[str]:
+        if max_tokens == 0 and self._infill is not True:
+            return iter(())  # warm only a server known to cache `/infill` prompts
         if self._infill is not False:
             body = {
                 "input_prefix": prefix,
                 "input_suffix": suffix,
                 "input_extra": [{"filename": c.path, "text": c.text} for c in context],
-                "n_predict": max_tokens or self.settings.max_tokens,
+                "n_predict": self.settings.max_tokens if max_tokens is None else max_tokens,
                 "temperature": self.settings.temperature,
                 "cache_prompt": True,
                 "stream": True,
             }
             try:
                 chunks = self._stream(
-                    "/infill", body, _infill_text, cancel, progress=progress, budget=budget
-                )
+                    "/infill", body, _infill_text, cancel, progress=progress, budget=budget,
+                    background=max_tokens == 0,
+                )  # fmt: skip
                 first = next(chunks, None)
             except ServerError as exc:
                 if exc.code not in (404, 405, 501):

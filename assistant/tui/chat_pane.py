@@ -14,14 +14,16 @@ import queue
 import threading
 from typing import TYPE_CHECKING, Any
 
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Input
+from textual.widgets import Input, Static
 
 from assistant.agent.checkpoints import Checkpoints, Restored
 from assistant.agent.loop import Agent
+from assistant.chat.citations import Source
 from assistant.chat.history import Turn
 from assistant.chat.session import ChatSession
 from assistant.errors import AssistError
@@ -94,6 +96,23 @@ class ChatPane(Vertical):
         messages = self.query_one("#messages", VerticalScroll)
         await messages.mount(widget)
         messages.scroll_end(animate=False)
+
+    def show_note(self, text: str) -> None:
+        """A line at the top of the conversation (the demo model's note): said once, before
+        the first question, and scrolled away by the answers."""
+        note = Static(Text(text, style="yellow"), classes="pane-note")
+        self.query_one("#messages", VerticalScroll).mount(note)
+
+    def last_turn(self) -> Turn | None:
+        return self.session.turns[-1] if self.session and self.session.turns else None
+
+    def last_answer(self) -> str:
+        turn = self.last_turn()
+        return turn.answer if turn else ""
+
+    def last_source(self, n: int) -> Source | None:
+        turn = self.last_turn()
+        return next((s for s in turn.sources if s.n == n), None) if turn else None
 
     def clear(self) -> None:
         self.query_one("#messages", VerticalScroll).remove_children()

@@ -87,10 +87,14 @@ class HelpScreen(ModalScreen[None]):
             "# Chat commands\n\n| type | does |\n|---|---|\n"
             f"{cmds}\n\n"
             "Ctrl+P opens the command palette with every action. The mouse works too: click a "
-            "tab, a result or a citation. Esc or q closes this help."
+            "tab, a result or a citation. ↑ ↓ PgUp PgDn scroll; Esc or q closes this help."
         )
         with VerticalScroll(id="help-box"):
             yield Markdown(text, id="help-text")
+
+    def on_mount(self) -> None:
+        # Focused at once, so ↑ ↓ PgUp PgDn Home End scroll it without a Tab first.
+        self.query_one("#help-box", VerticalScroll).focus()
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)

@@ -53,6 +53,7 @@ class ModelState:
     tokens_per_second: float | None = None
     activity: str = ""
     """What the model is doing now (`reading 1,368 tokens · 40%`), empty when idle."""
+    demo: bool = False
 
 
 FIM_LABELS: dict[FimKind, str] = {
@@ -62,27 +63,36 @@ FIM_LABELS: dict[FimKind, str] = {
 }
 
 
+MODEL_NAME_WIDTH = 30
+"""The model's name is cut to this in the status bar, so speed stays visible at 80 columns."""
+
+
 def status_text(index: IndexState | None, model: ModelState) -> Text:
+    """Model first (what it does, its speed), then the index: a narrow terminal cuts the
+    index counts, not the speed."""
     text = Text()
-    if index is None:
-        text.append("no repository", style="bold red")
-    else:
-        text.append("index ", style="bold")
-        text.append(
-            f"{index.files} files · {index.symbols} symbols · "
-            f"vectors {index.vectors}/{index.chunks} · watcher {index.watcher}"
-        )
-        if index.indexing:
-            text.append(f" · {index.indexing}", style="yellow")
-    text.append("  │  ", style="dim")
-    text.append("model ", style="bold")
-    text.append(model.name)
-    if model.fim is not None:
-        text.append(f" · {FIM_LABELS[model.fim]}")
+    name = model.name.removesuffix(".gguf")
+    if len(name) > MODEL_NAME_WIDTH:
+        name = name[: MODEL_NAME_WIDTH - 1] + "…"
+    text.append(name, style="bold")
+    if model.demo:
+        text.append(" (demo)", style="yellow")
     if model.activity:
         text.append(f" · {model.activity}", style="yellow")
     elif model.tokens_per_second is not None:
         text.append(f" · {model.tokens_per_second:.1f} tok/s")
+    if model.fim is not None:
+        text.append(f" · {FIM_LABELS[model.fim]}")
+    text.append("  │  ", style="dim")
+    if index is None:
+        text.append("no repository", style="bold red")
+        return text
+    if index.indexing:
+        text.append(f"{index.indexing} · ", style="yellow")
+    text.append(
+        f"{index.files} files · {index.symbols} symbols · "
+        f"vectors {index.vectors}/{index.chunks} · watcher {index.watcher}"
+    )
     return text
 
 
@@ -123,8 +133,20 @@ class LocationList(OptionList):
             self.highlighted = 0
 
     def _add(self, c: Citation, source: Source | None) -> None:
-        note = f"in [{source.n}] {source.name}" if source else "not among the sources sent"
-        label = Text.assemble(("cited ", "bold green"), (c.location, "cyan"), (f"  {note}", "dim"))
+        if source is None:
+            # Still openable when it names a line: the user can see what the model meant.
+            label = Text.assemble(
+                ("cited ", "bold red"), (c.written if not c.path else c.location, "red"),
+                ("  not among the sources sent", "dim"),
+            )  # fmt: skip
+            self.add_option(Option(label, disabled=not c.path))
+            self.locations.append((c.path, c.line, c.end_line))
+            return
+        where = f"{c.path}:{c.line}" + (f"-{c.end_line}" if c.end_line > c.line else "")
+        label = Text.assemble(
+            ("cited ", "bold green"), (f"{c.written} " if c.written.startswith("[") else ""),
+            (where, "cyan"), (f"  in [{source.n}] {source.name}", "dim"),
+        )  # fmt: skip
         self.locations.append((c.path, c.line, c.end_line))
         self.add_option(Option(label))
 
@@ -195,8 +217,17 @@ class TurnView(Vertical):
             await self.answer.update(turn.answer or "*(empty answer)*")
         self.text = turn.answer
         note = self.query_one(".turn-note", Static)
+        parts: list[tuple[str, str]] = []
         if turn.stopped_by == "cancel":
-            note.update(Text("(stopped)", style="yellow"))
+            parts.append(("(stopped) ", "yellow"))
+        elif turn.stopped_by == "length":
+            parts.append(("(cut at the token limit: chat.max_tokens) ", "yellow"))
+        if turn.grounding is not None and turn.answer:
+            ok = turn.grounding.grounded
+            mark = "✓ " if ok else "⚠ "
+            parts.append((mark + turn.grounding.describe(), "green" if ok else "bold yellow"))
+        if parts:
+            note.update(Text.assemble(*parts))
         if not self.query_one(SourcesView).title.startswith("Sources sent to the model:"):
             self.show_sources(turn.sources)
         self.query_one(LocationList).set_locations(turn)

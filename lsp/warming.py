@@ -1,0 +1,91 @@
+"""Idle-time cache warming: when the editor goes quiet (a file opened, a pause in typing), the
+completion engine refreshes its context ring from the last cursor and reads the prompt the next
+keystroke will send into the model's cache, so that keystroke pays only for what changed.
+
+A warm-up never pre-empts a request (the model refuses to start one while a request runs) and
+any request cancels it within one prompt chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+from pygls.uris import to_fs_path
+
+from assistant.errors import AssistError
+
+if TYPE_CHECKING:
+    from lsp.server import AssistServer
+
+log = logging.getLogger("assist.lsp")
+
+
+def did_open(ls: AssistServer, params: types.DidOpenTextDocumentParams) -> None:
+    schedule(ls, params.text_document.uri)
+
+
+def did_change(ls: AssistServer, params: types.DidChangeTextDocumentParams) -> None:
+    schedule(ls, params.text_document.uri)
+
+
+def did_close(ls: AssistServer, params: types.DidCloseTextDocumentParams) -> None:
+    ls.cursors.pop(params.text_document.uri, None)
+
+
+def schedule(ls: AssistServer, uri: str) -> None:
+    """(Re)start the idle timer: the warm-up runs once the editor has been quiet long enough.
+    Must run on the event loop."""
+    engine = ls.engine
+    if ls.loop is None or engine is None:
+        return
+    if ls.warm_timer is not None:
+        ls.warm_timer.cancel()
+    idle_s = engine.settings.idle_ms / 1000
+    ls.warm_timer = ls.loop.call_later(idle_s, _start, ls, uri)
+
+
+def _start(ls: AssistServer, uri: str) -> None:
+    ls.warm_timer = None
+    engine, loop = ls.engine, ls.loop
+    if engine is None or loop is None or ls.stopping.is_set():
+        return
+    if ls.inflight or ls.explicit.is_set():
+        return  # busy: the request's end schedules the next warm-up
+    doc = ls.workspace.text_documents.get(uri)
+    path = to_fs_path(uri)
+    if doc is None or path is None:
+        return
+    text = doc.source
+    line, col = ls.cursors.get(uri, (0, 0))
+    lines = text.split("\n")
+    line = min(line, len(lines) - 1)
+    col = min(col, len(lines[line]))
+    cancel = threading.Event()
+    ls.warming = cancel
+
+    def run() -> None:
+        try:
+            stats = engine.warm(path, text, line, col, cancel=cancel)
+        except AssistError as exc:
+            log.info("no warm-up for %s: %s", uri, exc.message)
+            return
+        if stats is not None:
+            log.info(
+                "warmed %s:%d: %d prompt tokens, %d new, %.0f ms%s",
+                path, line + 1, stats.prompt_tokens, stats.prompt_done - stats.cached_tokens,
+                stats.prompt_ms, " (stopped)" if stats.stopped_by == "cancel" else "",
+            )  # fmt: skip
+
+    loop.run_in_executor(None, run)
+
+
+def stop(ls: AssistServer) -> None:
+    """Cancel the timer and any warm-up (shutdown)."""
+    if ls.warm_timer is not None:
+        ls.warm_timer.cancel()
+        ls.warm_timer = None
+    if ls.warming is not None:
+        ls.warming.set()
