@@ -115,8 +115,9 @@ class CompletionSettings:
     prompt_ms: int = field(default=1500, metadata={"min": 10, "max": 600_000})
     """Editor completions: the most time spent reading a prompt. Past it the request returns
     nothing, and what was read stays cached for the next keystroke (`assist complete` waits)."""
-    generate_ms: int = field(default=1500, metadata={"min": 10, "max": 600_000})
-    """Editor completions: the most time spent writing; what is written by then is returned."""
+    generate_ms: int = field(default=800, metadata={"min": 10, "max": 600_000})
+    """Editor completions: the most time spent writing; what is written by then is returned
+    (a suggestion is worth most while the user still waits for it)."""
     idle_ms: int = field(default=500, metadata={"min": 50, "max": 600_000})
     """Editor quiet this long (a file opened, a pause in typing): the language server refreshes
     the context ring from the cursor and reads it into the model's cache in the background."""

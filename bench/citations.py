@@ -12,8 +12,9 @@ question; the answer's citations are checked (`assistant/chat/citations.py`) and
     python bench/citations.py --corpora /tmp/assist-bench [--per-corpus 2] [--model PATH]
         [--max-tokens 200] [--json]
 
-The corpora must have been indexed (the retrieval benchmark's `run.py` leaves an index in each);
-they are copied, so nothing is written into them. Without --model the embedded default is used.
+Each corpus is copied and given a keyword index (no vectors: seconds per corpus, and the same
+retrieval for all), so nothing is written into the shared corpora. Without --model the embedded
+default is used.
 """
 
 from __future__ import annotations
@@ -54,8 +55,12 @@ def main() -> None:
         overrides["model"] = {"path": str(args.model)}
     for corpus in args.only.split(","):
         repo = work / corpus
-        shutil.copytree(args.corpora / corpus, repo, symlinks=True)
+        shutil.copytree(
+            args.corpora / corpus, repo, symlinks=True, ignore=shutil.ignore_patterns(".assist")
+        )
         ws = Workspace.open(repo, overrides=overrides)
+        for _ in ws.index(vectors=False):  # keyword retrieval: seconds, the same for every corpus
+            pass
         queries = [json.loads(x) for x in (QUERIES / f"{corpus}.jsonl").read_text().splitlines()]
         step = max(1, len(queries) // args.per_corpus)
         for q in queries[::step][: args.per_corpus]:

@@ -5,9 +5,9 @@ does not use vectors), opens a file with a block of consecutive code lines remov
 them back character by character at a human rate. Each keystroke is a `didChange` plus an
 `inlineCompletion` request; a request still unanswered when the next key comes is cancelled
 with `$/cancelRequest`, as editors do. Moving to a line, the "editor" asks once at the new
-cursor and the person reads for `--look` seconds. In the middle of each line (at a token
-boundary) the person pauses and waits for the suggestion, reads it for `--read` seconds, and
-types on.
+cursor and the person reads for `--look` seconds (`--settle` seconds after opening the file).
+In the middle of each line (at a token boundary) the person pauses and waits for the
+suggestion, reads it for `--read` seconds, and types on.
 
 Figures: pause-to-suggestion p50/p95 (the last keystroke's request to its answer), how many
 pauses got an empty answer, how many keystroke requests were answered before the next key,
@@ -40,6 +40,9 @@ from pathlib import Path
 from typing import Any
 
 TOKEN = re.compile(r"\w+|[^\w\s]+|\s+")
+NEXT = re.compile(r"\s*[^\w\s]*\w+|\s*[^\w\s]+")
+"""The line's next token as a reader sees it: a word with the punctuation before it
+(`(cookies`), or punctuation alone at the end of a line."""
 
 
 class Client:
@@ -111,18 +114,19 @@ class Client:
         self._log.close()
 
 
-def pick_block(lines: list[str], count: int) -> int:
-    """The first run of `count` lines, from the file's middle on, that are code worth typing:
-    no blank, comment or string-only lines, at least a few characters each."""
+def pick_lines(lines: list[str], count: int) -> list[int]:
+    """`count` lines of code worth typing, from the file's middle on, within a stretch of at
+    most twice as many lines (blank lines, comments and strings between them stay)."""
 
     def typable(s: str) -> bool:
         t = s.strip()
         return len(t) >= 8 and not t.startswith(("#", '"', "'", "@")) and len(t) <= 90
 
     for start in range(len(lines) // 3, len(lines) - count):
-        if all(typable(s) for s in lines[start : start + count]):
-            return start
-    raise SystemExit(f"no block of {count} typable lines")
+        rows = [r for r in range(start, min(len(lines), start + 2 * count)) if typable(lines[r])]
+        if len(rows) >= count and typable(lines[start]):
+            return rows[:count]
+    raise SystemExit(f"no {count} typable lines close together")
 
 
 def suggestion(answer: dict[str, Any]) -> str:
@@ -131,7 +135,7 @@ def suggestion(answer: dict[str, Any]) -> str:
 
 
 def first_token(text: str) -> str:
-    m = TOKEN.match(text)
+    m = NEXT.match(text)
     return m.group(0) if m else ""
 
 
@@ -162,9 +166,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             break
     path = repo / args.file
     lines = path.read_text().split("\n")
-    start = pick_block(lines, args.lines)
-    target = lines[start : start + args.lines]
-    doc = lines[:start] + lines[start + args.lines :]
+    rows = pick_lines(lines, args.lines)
+    start = rows[0]
+    doc = [line for r, line in enumerate(lines) if r not in rows]
     uri = path.as_uri()
     version = 1
     client.notify("textDocument/didOpen", {"textDocument": {
@@ -191,8 +195,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "textDocument": {"uri": uri, "version": version},
             "contentChanges": [{"text": "\n".join(text_lines)}]})  # fmt: skip
 
-    for i, full in enumerate(target):
-        row = start + i
+    # The cursor lands where the typing will start, and the person takes a moment.
+    ask(start, 0)
+    time.sleep(args.settle)
+    for row in rows:  # in order: each goes back where it was
+        full = lines[row]
         indent = full[: len(full) - len(full.lstrip())]
         body = full[len(indent) :]
         tokens = TOKEN.findall(body)
@@ -235,8 +242,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ms = [p["ms"] for p in pauses]
     ordered = sorted(ms)
     result = {
-        "corpus": args.corpus, "file": args.file, "lines": f"{start + 1}-{start + args.lines}",
-        "interval_s": args.interval, "pythonpath": str(args.pythonpath or ""), "env": args.env,
+        "corpus": args.corpus, "file": args.file, "lines": f"{start + 1}-{rows[-1] + 1}",
+        "interval_s": args.interval, "settle_s": args.settle,
+        "pythonpath": str(args.pythonpath or ""), "env": args.env,
         "pauses": len(pauses),
         "pause_to_suggestion_p50_ms": round(statistics.median(ms), 1),
         "pause_to_suggestion_p95_ms": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
@@ -260,6 +268,7 @@ def main() -> None:
     ap.add_argument("--file", default="src/requests/models.py")
     ap.add_argument("--lines", type=int, default=12)
     ap.add_argument("--interval", type=float, default=0.12, help="seconds between keys")
+    ap.add_argument("--settle", type=float, default=5.0, help="seconds from open to typing")
     ap.add_argument("--look", type=float, default=1.0, help="seconds before typing a line")
     ap.add_argument("--read", type=float, default=1.0, help="seconds reading a suggestion")
     ap.add_argument("--model", type=Path)

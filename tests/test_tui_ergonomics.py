@@ -17,7 +17,7 @@ from assistant.chat.citations import check
 from assistant.chat.history import Turn
 from assistant.tui.app import AssistApp
 from assistant.tui.screens import HelpScreen, PreviewScreen
-from assistant.tui.views import IndexState, ModelState, TurnView, status_text
+from assistant.tui.views import IndexState, LocationList, ModelState, TurnView, status_text
 from assistant.workspace import Workspace
 
 __all__ = ["tui_gguf", "ws"]  # fixtures used here
@@ -39,7 +39,7 @@ def with_code(turn: Turn) -> Turn:
 
 
 @pytest.mark.anyio
-async def test_alt_number_opens_that_source_in_the_preview(ws: Workspace) -> None:
+async def test_alt_number_or_f7_and_a_digit_opens_that_source(ws: Workspace) -> None:
     app = AssistApp(workspace=ws, watch=False)
     async with app.run_test(size=SIZE) as pilot:
         await app.chat.show_turn(known_turn())
@@ -52,6 +52,12 @@ async def test_alt_number_opens_that_source_in_the_preview(ws: Workspace) -> Non
         await pilot.press("escape")
         await pilot.press("alt+4")
         await wait_for(pilot, lambda: "no source [4]" in notes(app))
+        # Where a terminal does not send Alt+digit: F7 focuses the sources, a digit opens one.
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: isinstance(app.focused, LocationList))
+        await pilot.press("1")
+        await wait_for(pilot, lambda: isinstance(app.screen, PreviewScreen))
+        assert app.screen.line == 9  # type: ignore[attr-defined]
 
 
 @pytest.mark.anyio

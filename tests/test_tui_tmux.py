@@ -1,7 +1,8 @@
 """`assist` in a real terminal: tmux runs it, types into it, and reads the screen back.
 
-This is what a person sees: the first index built on start, a typed question answered by a
-tiny real model, the sources listed, and Ctrl+Q quitting.
+This is what a person sees, through the installed `assist` command: the first index built on
+start, a typed question answered by a tiny real model, the sources listed and the answer marked
+not grounded, F7 then 1 opening a source, F6 the saved conversations, and Ctrl+Q quitting.
 """
 
 from __future__ import annotations
@@ -74,8 +75,10 @@ def test_assist_in_tmux(
     flags = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
     conf = tmp_path / "tmux.conf"
     conf.write_text("set -g default-size 110x32\n")
+    installed = Path(sys.executable).with_name("assist")  # the command `make setup` installs
+    assert installed.exists(), f"{installed}: run `make setup`"
     tmux("-f", str(conf), "new-session", "-d", "-s", "assist", "-x", "110", "-y", "32",
-         "-c", str(repo), *flags, f"{sys.executable} -m assistant")  # fmt: skip
+         "-c", str(repo), *flags, str(installed))  # fmt: skip
     try:
         # No index yet: it is built on start, and the status bar counts the files.
         # (The "indexed" notification covers the status bar's right end for a few seconds.)
@@ -87,7 +90,17 @@ def test_assist_in_tmux(
         screen = tmux.wait_for(lambda s: "[1] uploads/client.py:9-12" in s and "tok/s" in s)
         assert "› where is upload_file?" in screen
         assert "Sources sent to the model" in screen and "tok/s" in screen
+        # The tiny model writes "aaaa": no citation, and the answer says so.
+        assert "no citations: not grounded" in screen
         assert "Traceback" not in screen
+        tmux("send-keys", "-t", "assist", "F7", "1")  # the sources list, then source [1]
+        tmux.wait_for(lambda s: "uploads/client.py:9" in s and "(Esc to close)" in s)
+        tmux("send-keys", "-t", "assist", "Escape")
+        tmux.wait_for(lambda s: "(Esc to close)" not in s)
+        tmux("send-keys", "-t", "assist", "F6")  # the saved conversation, browsable
+        tmux.wait_for(lambda s: "Saved conversations" in s and "where is upload_file?" in s)
+        tmux("send-keys", "-t", "assist", "Escape")
+        tmux.wait_for(lambda s: "Saved conversations" not in s)
         tmux("send-keys", "-t", "assist", "C-q")
         deadline = time.monotonic() + 20
         while "assist" in tmux("list-sessions", "-F", "#{session_name}"):

@@ -8,6 +8,7 @@ the model's own FIM prompt (or the chat emulation) → streamed text shaped to t
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -168,6 +169,7 @@ class CompletionEngine:
         self.settings = ws.settings.completion
         self.cache = _Cache(self.settings.cache_size)
         self.ring = ContextRing(int(self.settings.context_tokens * CHARS_PER_TOKEN))
+        self._ring_anchor: tuple[str, str] | None = None
 
     @property
     def model(self) -> Model:
@@ -191,8 +193,9 @@ class CompletionEngine:
 
         `on_text` receives the completion as it streams, in pieces that are final. `budget`
         bounds the model's time (an editor passes `editor_budget()`); a completion that ends
-        empty says why in `note`. `refresh=False` (a keystroke) keeps the context ring as it
-        is, so the prompt's beginning is the one already in the model's cache.
+        empty says why in `note`. `refresh=False` (a keystroke) keeps the context ring while
+        the cursor stays in one definition, so the prompt's beginning is the one already in
+        the model's cache.
         """
         rel = self._relative(path)
         model = self.model  # loaded before the clock starts: a load is not a completion's cost
@@ -257,6 +260,10 @@ class CompletionEngine:
                 f"{stats.prompt_tokens} tokens); the next request continues from there"
             )
         else:
+            if stats.stopped_by == "budget":
+                # Out of writing time mid-line: a last word may be cut in two; drop it.
+                result.text = re.sub(r"(?<=\W)\w+$", "", result.text)
+                result.note = "cut at completion.generate_ms"
             if not result.text:
                 result.note = empty_reason(stats, shaper)
             self.cache.put(window.prefix, window.suffix, result.text)
@@ -265,9 +272,10 @@ class CompletionEngine:
     def warm(
         self, path: str, text: str, line: int, col: int, *, cancel: threading.Event | None = None
     ) -> GenerationStats | None:
-        """Refresh the context ring from the cursor and read the prompt a keystroke here would
-        send into the model's cache, generating nothing. For idle moments: a real request
-        pre-empts it, and it never pre-empts one. None when there is nothing to warm."""
+        """Read the prompt a keystroke here would send into the model's cache, generating
+        nothing (the ring is refreshed first if the cursor moved to another definition). For
+        idle moments: a real request pre-empts it, and it never pre-empts one. None when there
+        is nothing to warm."""
         rel = self._relative(path)
         if rel is None:
             return None
@@ -276,7 +284,7 @@ class CompletionEngine:
         offset = cursor_offset(text, line, col)
         window = self._window(text, offset)
         multiline = wants_multiline(window.prefix, window.suffix, settings.multiline)
-        context = as_prompt_context(self._context(rel, text, offset, refresh=True))
+        context = as_prompt_context(self._context(rel, text, offset, refresh=False, idle=True))
         before = model.last_stats
         for _ in self._stream(model, window, rel, context, multiline, max_tokens=0, cancel=cancel):
             pass
@@ -287,14 +295,29 @@ class CompletionEngine:
         prefix, suffix = s.prefix_tokens * CHARS_PER_TOKEN, s.suffix_tokens * CHARS_PER_TOKEN
         return make_window(text, offset, int(prefix), int(suffix))
 
-    def _context(self, rel: str | None, text: str, offset: int, refresh: bool) -> list[Candidate]:
-        """The ring's chunks for a prompt in `rel`, refreshed from the cursor when asked (and
-        the first time)."""
+    def _context(
+        self, rel: str | None, text: str, offset: int, refresh: bool, *, idle: bool = False
+    ) -> list[Candidate]:
+        """The ring's chunks for a prompt in `rel`. The ring is refreshed from the cursor when
+        asked, the first time, when the cursor is in another file, and, at an idle moment
+        (`idle`), when it is in another top-level definition: a keystroke never pays for
+        re-reading a changed ring within a file."""
         if rel is None:
             return []
-        if refresh or not self.ring.filled:
+        anchor = self._anchor(rel, text.count("\n", 0, offset) + 1)
+        last = self._ring_anchor
+        moved = last is None or last[0] != rel or (idle and anchor != last)
+        if refresh or not self.ring.filled or moved:
             self.ring.refresh(candidates(self.ws, self.settings.context_tokens, rel, text, offset))
+            self._ring_anchor = anchor
         return self.ring.snapshot(exclude_path=rel)
+
+    def _anchor(self, rel: str, line: int) -> tuple[str, str]:
+        """The file and top-level definition the cursor is in (as last indexed)."""
+        for s in self.ws.symbols_in(rel):
+            if not s.parent and s.start_line <= line <= s.end_line:
+                return rel, s.qualified_name
+        return rel, ""
 
     def _stream(
         self,

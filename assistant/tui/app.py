@@ -36,6 +36,7 @@ from assistant.tui.history_screen import HistoryScreen
 from assistant.tui.screens import HelpScreen, PreviewScreen
 from assistant.tui.views import (
     IndexState,
+    LocationList,
     ModelState,
     OpenLocation,
     SearchView,
@@ -72,8 +73,11 @@ class AssistApp(App[int]):
         Binding("f5", "reindex", "Re-index", show=False),
         Binding("f6", "history", "History", show=False),
         Binding("ctrl+y", "copy_answer", "Copy answer", show=False),
+        # Priority: handled as the key arrives, so a digit right behind it sees the new focus.
+        Binding("f7", "focus_sources", "Sources list", show=False, priority=True),
+        *[Binding(str(n), f"pick_source({n})", show=False, priority=True) for n in range(1, 10)],
         *[
-            Binding(f"alt+{n}", f"open_source({n})", f"open source [{n}]", show=False)
+            Binding(f"alt+{n}", f"open_source({n})", f"source [{n}]", show=False)
             for n in range(1, 10)
         ],
     ]
@@ -341,19 +345,9 @@ class AssistApp(App[int]):
     # -- actions ---------------------------------------------------------------------------------
 
     def action_help(self) -> None:
-        keys = [(b.key, b.description) for b in self._bindings_for_help()]
-        self.push_screen(HelpScreen(keys, commands.CHAT_COMMANDS))
-
-    def _bindings_for_help(self) -> list[Binding]:
-        extra = [
-            Binding("alt+1…9", "", "open source [1] … [9] of the last answer in the preview"),
-            Binding("enter", "", "send the question / open the selected result or citation"),
-            Binding("ctrl+p", "", "command palette: every action"),
-            Binding("ctrl+q", "", "quit"),
-            Binding("tab", "", "move focus"),
-        ]
         own = [b for b in self.BINDINGS if isinstance(b, Binding) and not b.key.startswith("alt+")]
-        return own + extra
+        keys = [(b.key, b.description) for b in own] + commands.MORE_KEYS
+        self.push_screen(HelpScreen(keys, commands.CHAT_COMMANDS))
 
     def action_show_chat(self) -> None:
         self.query_one("#tabs", TabbedContent).active = "chat-tab"
@@ -407,6 +401,26 @@ class AssistApp(App[int]):
             commands.copy_from_answer(self, "code")
         except AssistError as exc:
             self.notify_error(exc)
+
+    def action_focus_sources(self) -> None:
+        """F7: the last answer's citations and sources, where 1 … 9 open source [n]."""
+        lists = self.query(LocationList)
+        if not lists:
+            self.notify("no answer with sources yet", severity="warning", timeout=3)
+            return
+        self.query_one("#tabs", TabbedContent).active = "chat-tab"
+        # At once, not `focus()` (deferred): a digit typed right after must reach the list,
+        # not the chat input.
+        self.screen.set_focus(lists.last())
+        lists.last().scroll_visible()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "pick_source":  # digits are digits, except on the sources list
+            return isinstance(self.focused, LocationList)
+        return True
+
+    def action_pick_source(self, n: int) -> None:
+        self.action_open_source(n)
 
     def action_open_source(self, n: int) -> None:
         """Alt+n: source [n] of the last answer, in the preview."""

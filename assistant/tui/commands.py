@@ -36,6 +36,15 @@ CHAT_COMMANDS: list[tuple[str, str]] = [
     ("/redo", "redo what /undo undid"),
     ("/help", "this help"),
 ]
+MORE_KEYS: list[tuple[str, str]] = [
+    ("alt+1…9", "open source [1] … [9] of the last answer (where the terminal sends Alt+digit; "
+     "else F7, then 1 … 9)"),
+    ("enter", "send the question / open the selected result or citation"),
+    ("ctrl+p", "command palette: every action"),
+    ("ctrl+q", "quit"),
+    ("tab", "move focus"),
+]  # fmt: skip
+"""Keys the help lists beside the app's bindings: the widgets' own, and Textual's."""
 _FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
 CLIPBOARD_TOOLS = (
     ("WAYLAND_DISPLAY", ["wl-copy"]),

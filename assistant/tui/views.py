@@ -107,7 +107,8 @@ class StatusBar(Static):
 
 
 class LocationList(OptionList):
-    """Citations and sources of one answer; Enter or a click opens the preview."""
+    """Citations and sources of one answer; Enter or a click opens the preview (and, while it
+    has focus, 1 … 9 open source [n]: `AssistApp.action_pick_source`)."""
 
     def __init__(self, *, id: str | None = None, classes: str = "") -> None:
         super().__init__(id=id, classes=classes)
