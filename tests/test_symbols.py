@@ -663,6 +663,50 @@ def test_javascript() -> None:
     assert found["render"].signature == "module.exports.render = (tpl) =>"
 
 
+EXPRESS_STYLE = """var res = Object.create(http.ServerResponse.prototype);
+
+/**
+ * Send a response.
+ */
+res.send = function send(body) {
+  [1, 2].forEach(function each(x) {});
+  return this;
+};
+
+res.json = async (obj) => {
+  return obj;
+};
+
+module.exports = function createApplication() {
+  return 1;
+};
+
+function Router() {}
+Router.prototype.route = function (path) {
+  return path;
+};
+module.exports = function () {};
+"""
+
+
+@pytest.mark.parametrize("language", ["javascript", "typescript", "tsx"])
+def test_every_javascript_definition_form_is_a_symbol(language: str) -> None:
+    """The Express idioms (issue 19): a property, prototype or `module.exports` assignment of
+    a function is a definition, named after its owner; a callback passed as an argument and
+    an anonymous `module.exports` function are not."""
+    assert rows(EXPRESS_STYLE, language) == [
+        ("res.send", "method", 3, 9, 6),
+        ("res.json", "method", 11, 13, 11),
+        ("createApplication", "function", 15, 17, 15),
+        ("Router", "function", 19, 19, 19),
+        ("Router.route", "method", 20, 22, 20),
+    ]
+    found = by_name(EXPRESS_STYLE, language)
+    assert found["res.send"].doc == "Send a response."
+    assert found["res.send"].parent == "res"
+    assert found["res.send"].signature == "res.send = function send(body)"
+
+
 def test_typescript() -> None:
     assert rows(TYPESCRIPT, "typescript") == [
         ("Shape", "interface", 1, 5, 2),
@@ -815,6 +859,7 @@ def test_c() -> None:
         ("color", "enum", 18, 18, 18),
         ("list_sum", "function", 20, 27, 23),
         ("split_lines", "function", 29, 29, 29),
+        ("declared_only", "function", 31, 31, 31),  # a prototype: this file's API
     ]
     found = by_name(C, "c")
     assert found["MAX"].signature == "#define MAX(a, b)"
@@ -1069,3 +1114,19 @@ def test_python_def_with_empty_body_has_no_doc() -> None:
     found = extract_symbols(b"class A:\n    def f(self):\n", "python")
     assert [s.qualified_name for s in found][:1] == ["A"]
     assert all(s.doc == "" for s in found)
+
+
+def test_c_prototypes_are_a_headers_api_and_give_way_to_definitions() -> None:
+    header = "/** Adds two numbers. */\nint add(int a, int b);\nchar *dup(const char *s);\n"
+    assert rows(header, "c") == [("add", "function", 1, 2, 2), ("dup", "function", 3, 3, 3)]
+    assert by_name(header, "c")["add"].doc == "Adds two numbers."
+    # In a file that also defines it, the prototype is dropped; its doc goes to the definition.
+    source = header + "int add(int a, int b) { return a + b; }\n"
+    assert rows(source, "c") == [("dup", "function", 3, 3, 3), ("add", "function", 4, 4, 4)]
+    assert by_name(source, "c")["add"].doc == "Adds two numbers."
+    cpp = "class K {\n public:\n  void f();\n  ~K();\n};\nvoid K::f() {}\n"
+    assert rows(cpp, "cpp") == [
+        ("K", "class", 1, 5, 1),
+        ("K.~K", "method", 4, 4, 4),
+        ("K.f", "method", 6, 6, 6),
+    ]

@@ -19,7 +19,7 @@ import threading
 import time
 from bisect import bisect_right
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tree_sitter import Node, Parser, QueryCursor, Tree
 
@@ -94,6 +94,7 @@ class _Found:
     scope_node: Node | None
     kind: str
     pattern: int
+    bodiless: bool = False
 
 
 @dataclass(slots=True)
@@ -110,6 +111,7 @@ class _Placed:
     kind: str
     signature: str
     doc: str
+    bodiless: bool = False
 
 
 _local = threading.local()
@@ -199,9 +201,10 @@ def _matches(
         if definition is None or kind not in KINDS:
             continue
         scope = captures.get("scope")
+        bodiless = "bodiless" in captures
         # `const a, b = 1, 2` captures several names for one definition.
         for name in captures.get("name", []):
-            yield _Found(definition, name, scope[0] if scope else None, kind, pattern)
+            yield _Found(definition, name, scope[0] if scope else None, kind, pattern, bodiless)
 
 
 def _dedupe(found: Iterator[_Found]) -> list[_Found]:
@@ -311,6 +314,7 @@ def _place(found: _Found, source: bytes, spec: LanguageSpec, context: _Context) 
         kind=kind,
         signature=signature(node, outer, found.name_node, found.kind, source),
         doc=doc,
+        bodiless=found.bodiless,
     )
 
 
@@ -328,6 +332,7 @@ def _split_name(text: str) -> tuple[list[str], str]:
 def _nest(placed: list[_Placed]) -> list[Symbol]:
     placed.sort(key=lambda p: (p.start_byte, -p.end_byte, p.def_line, p.name))
     symbols: list[Symbol] = []
+    bodiless: set[int] = set()
     stack: list[tuple[_Placed, Symbol]] = []
     for p in placed:
         while stack and not (
@@ -355,7 +360,21 @@ def _nest(placed: list[_Placed]) -> list[Symbol]:
             parent=parent,
         )
         symbols.append(symbol)
+        if p.bodiless:
+            bodiless.add(id(symbol))
         if kind in _CONTAINERS:
             stack.append((p, symbol))
+    # A prototype (captured `@bodiless`) of a function this file also defines says nothing the
+    # definition does not; a header's prototypes stay, as its API.
+    # Its doc comment, though, is often the only one: the definition takes it.
+    declared_doc = {s.qualified_name: s.doc for s in symbols if id(s) in bodiless and s.doc}
+    defined = {s.qualified_name for s in symbols if id(s) not in bodiless}
+    symbols = [
+        replace(s, doc=declared_doc[s.qualified_name])
+        if id(s) not in bodiless and not s.doc and s.qualified_name in declared_doc
+        else s
+        for s in symbols
+        if id(s) not in bodiless or s.qualified_name not in defined
+    ]
     symbols.sort(key=lambda s: (s.start_line, -s.end_line))
     return symbols

@@ -1,5 +1,7 @@
 ; C definitions. A declarator may wrap the function's name in pointers (`int **f(void)`); two
-; levels are covered. Prototypes and forward declarations (`struct s;`) are not definitions.
+; levels are covered. Forward declarations (`struct s;`) are not definitions. Function prototypes
+; are captured `@bodiless`: a header's prototypes (and their doc comments) are its API, while a
+; prototype in a file that also defines the function is dropped (symbols.py).
 
 (function_definition
   declarator: (function_declarator
@@ -46,3 +48,13 @@
 ; #define MAX(a, b) ...
 (preproc_function_def
   name: (identifier) @name) @definition.macro
+
+; int add(int a, int b);  char *dup(const char *s);
+(declaration
+  declarator: (function_declarator
+    declarator: (identifier) @name)) @definition.function @bodiless
+
+(declaration
+  declarator: (_
+    (function_declarator
+      declarator: (identifier) @name))) @definition.function @bodiless

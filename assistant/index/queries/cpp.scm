@@ -46,3 +46,20 @@
 
 (concept_definition
   name: (identifier) @name) @definition.type
+
+; member functions declared in the class and defined elsewhere: class K { void f(); };
+(field_declaration
+  declarator: (function_declarator
+    declarator: [
+      (field_identifier) @name
+      (operator_name) @name
+      (destructor_name) @name
+    ])) @definition.function @bodiless
+
+(declaration
+  declarator: (function_declarator
+    declarator: [
+      (qualified_identifier) @name
+      (destructor_name) @name
+      (operator_name) @name
+    ])) @definition.function @bodiless
