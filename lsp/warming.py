@@ -72,6 +72,9 @@ def _start(ls: AssistServer, uri: str) -> None:
         except AssistError as exc:
             log.info("no warm-up for %s: %s", uri, exc.message)
             return
+        except Exception:  # a warm-up is an optimisation: log it, never let it go unseen
+            log.exception("warm-up for %s failed", uri)
+            return
         if stats is not None:
             log.info(
                 "warmed %s:%d: %d prompt tokens, %d new, %.0f ms%s",
