@@ -327,8 +327,10 @@ async def _complete(ls: AssistServer, uri: str, position: types.Position) -> tup
                 log.info("completion at %s:%d:%d: %s", path, line + 1, col, done.note)
             t = done.timings
             log.debug(
-                "completion at %s:%d:%d: %d prompt tokens, %d cached, %.0f ms%s",
-                path, line + 1, col, t.prompt_tokens, t.cached_tokens, t.total_ms,
+                "completion at %s:%d:%d: %d prompt tokens, %d cached, %.0f ms, waited %.0f ms, "
+                "overhead %.1f ms%s",
+                path, line + 1, col, t.prompt_tokens, t.cached_tokens, t.total_ms, t.wait_ms,
+                t.overhead_ms,
                 " (from the completion cache)" if done.cached else "",
             )  # fmt: skip
             return done.text

@@ -51,8 +51,11 @@ class CompletionTimings:
     first_token_ms: float = 0.0
     """From the request to the first completion text out of the model."""
     total_ms: float = 0.0
+    wait_ms: float = 0.0
+    """Waiting for the model to be free (a superseded request finishing its prompt chunk)."""
     overhead_ms: float = 0.0
-    """Everything that is not the model: windowing, retrieval, prompt building, shaping."""
+    """Everything that is not the model nor waiting for it: windowing, retrieval, prompt
+    building and tokenizing, shaping."""
 
 
 @dataclass
@@ -251,7 +254,8 @@ class CompletionEngine:
         t.prompt_ms, t.generation_ms = stats.prompt_ms, stats.generation_ms
         t.first_token_ms = ((first or time.perf_counter()) - started) * 1000
         t.total_ms = (time.perf_counter() - started) * 1000
-        t.overhead_ms = max(0.0, t.total_ms - t.prompt_ms - t.generation_ms)
+        t.wait_ms = stats.wait_ms
+        t.overhead_ms = max(0.0, t.total_ms - t.wait_ms - t.prompt_ms - t.generation_ms)
         if cancel is not None and cancel.is_set():
             result.note = "cancelled"
         elif stats.stopped_by == "budget" and not result.text:

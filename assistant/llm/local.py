@@ -173,9 +173,11 @@ class LocalModel:
             return
         limit = min(max_tokens or self.settings.max_tokens, n_ctx - len(tokens))
         self._flight.begin(cancel)  # a newer request wins: the one in flight stops
+        queued = time.perf_counter()
         try:
             with self._flight.lock:
                 stats = GenerationStats(prompt_tokens=len(tokens))
+                stats.wait_ms = (time.perf_counter() - queued) * 1000
                 self.last_stats = stats
                 report = Reporter(stats, progress)
                 started = time.perf_counter()

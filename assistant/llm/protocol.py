@@ -35,6 +35,8 @@ class GenerationStats:
     generation_ms: float = 0.0
     stopped_by: StopReason = ""
     phase: Phase = "prompt"
+    wait_ms: float = 0.0
+    """Time waiting for the model to be free: the request it superseded finishing its chunk."""
 
     @property
     def tokens_per_second(self) -> float:
