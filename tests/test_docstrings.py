@@ -555,3 +555,25 @@ def test_a_file_saved_during_the_run_is_not_overwritten(
         ("add", "skipped", "the file changed during the run; not written")
     ]
     assert not [p for p in calc.parent.iterdir() if p.name.endswith(".assist")]
+
+
+def test_diff_of_a_file_without_a_final_newline_applies_with_git(
+    repo: Path, isolated_env: dict[str, str], make_gguf: Callable[..., Path]
+) -> None:
+    env = {
+        **isolated_env,
+        "ASSIST_MODEL": str(make_gguf(family="qwen", metadata=True, favorite="a")),
+        "ASSIST_DOCSTRING_MAX_TOKENS": "8",
+    }
+    last = repo / "src" / "last.py"
+    last.write_text("def last(a):\n    return a")  # no newline at the end
+    (repo / "src" / "next.py").write_text("def after(b):\n    return b\n")
+    diff = cli("docstring", "--diff", "src/last.py", "src/next.py", cwd=repo, env=env)
+    assert diff.returncode == 0, diff.stderr
+    assert "\\ No newline at end of file\n--- a/src/next.py" in diff.stdout
+    patch = repo / "docs.patch"
+    patch.write_text(diff.stdout)
+    applied = subprocess.run(["git", "apply", str(patch)], cwd=repo, capture_output=True, text=True)
+    assert applied.returncode == 0, applied.stderr
+    assert last.read_text().startswith('def last(a):\n    """Aaaaaaaa."""\n')
+    assert last.read_text().endswith("return a")  # still without a final newline

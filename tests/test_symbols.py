@@ -1130,3 +1130,45 @@ def test_c_prototypes_are_a_headers_api_and_give_way_to_definitions() -> None:
         ("K.~K", "method", 4, 4, 4),
         ("K.f", "method", 6, 6, 6),
     ]
+
+
+def test_python_docstrings_are_what_doc_would_be() -> None:
+    """The doc of every function equals `ast.get_docstring`: f-strings and bytes are no
+    docstring; implicit concatenation, parenthesized or not, is one."""
+    import ast
+
+    source = '''def plain():
+    """Plain."""
+
+
+def fstring():
+    f"""Not {1} a doc."""
+
+
+def raw_bytes():
+    b"""Not a doc either."""
+
+
+def joined():
+    ("implicitly "
+     "concatenated")
+
+
+def joined_bare():
+    "a" "b"
+
+
+def comment_first():
+    # a comment
+    """After a comment."""
+
+
+def number():
+    42
+'''
+    tree = ast.parse(source)
+    expected = {
+        f.name: ast.get_docstring(f) or "" for f in tree.body if isinstance(f, ast.FunctionDef)
+    }
+    assert {s.name: s.doc for s in extract_symbols(source.encode(), "python")} == expected
+    assert expected["joined"] == "implicitly concatenated" and expected["fstring"] == ""

@@ -69,13 +69,16 @@ class FileReport:
         return self.new != self.original
 
     def diff(self) -> str:
+        """A patch `git apply` takes: a last line without a newline gets git's marker."""
+        lines = difflib.unified_diff(
+            self.original.splitlines(keepends=True),
+            self.new.splitlines(keepends=True),
+            f"a/{self.path}",
+            f"b/{self.path}",
+        )
         return "".join(
-            difflib.unified_diff(
-                self.original.splitlines(keepends=True),
-                self.new.splitlines(keepends=True),
-                f"a/{self.path}",
-                f"b/{self.path}",
-            )
+            line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+            for line in lines
         )
 
 

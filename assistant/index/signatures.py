@@ -15,7 +15,7 @@ from tree_sitter import Node
 MAX_SIGNATURE = 300
 # Signatures of these are their whole text: a type alias or a constant has no header and body.
 _WHOLE_TEXT_KINDS = frozenset({"type", "constant"})
-_STRING_QUOTES = re.compile(r"""^[rRuUbBfFtT]*("{3}|'{3}|"|')""")
+_STRING_QUOTES = re.compile(r"""^([rRuUbBfFtT]*)("{3}|'{3}|"|')""")
 
 # Children that sit in front of a definition without being its header.
 PREFIX_TYPES = frozenset(
@@ -119,17 +119,25 @@ def docstring(node: Node, source: bytes) -> str:
         first = body.named_child(i)
     if first is None or first.type != "expression_statement" or first.named_child_count != 1:
         return ""
-    string = first.named_children[0]
-    if string.type != "string":
-        return ""
-    text = text_of(source, string.start_byte, string.end_byte)
-    quote = _STRING_QUOTES.match(text)
-    if quote is None:
-        return ""
-    text = text[quote.end() :]
-    if text.endswith(quote.group(1)):
-        text = text[: -len(quote.group(1))]
-    return inspect.cleandoc(text)
+    # What Python's own `__doc__` would be: a str literal, maybe implicitly concatenated and
+    # parenthesized; an f-string or a bytes literal is no docstring.
+    expr = first.named_children[0]
+    while expr.type == "parenthesized_expression" and expr.named_child_count == 1:
+        expr = expr.named_children[0]
+    parts = expr.named_children if expr.type == "concatenated_string" else [expr]
+    pieces: list[str] = []
+    for part in parts:
+        if part.type != "string":
+            return ""
+        text = text_of(source, part.start_byte, part.end_byte)
+        quote = _STRING_QUOTES.match(text)
+        if quote is None or set(quote.group(1).lower()) & {"f", "b", "t"}:
+            return ""
+        text = text[quote.end() :]
+        if text.endswith(quote.group(2)):
+            text = text[: -len(quote.group(2))]
+        pieces.append(text)
+    return inspect.cleandoc("".join(pieces))
 
 
 def comment_doc(comments: list[str]) -> str:
