@@ -577,3 +577,25 @@ def test_diff_of_a_file_without_a_final_newline_applies_with_git(
     assert applied.returncode == 0, applied.stderr
     assert last.read_text().startswith('def last(a):\n    """Aaaaaaaa."""\n')
     assert last.read_text().endswith("return a")  # still without a final newline
+
+
+def test_a_bom_file_is_documented_and_one_crlf_line_does_not_make_every_line_crlf(
+    repo: Path, isolated_env: dict[str, str], make_gguf: Callable[..., Path]
+) -> None:
+    env = {
+        **isolated_env,
+        "ASSIST_MODEL": str(make_gguf(family="qwen", metadata=True, favorite="a")),
+        "ASSIST_DOCSTRING_MAX_TOKENS": "8",
+    }
+    bom = repo / "src" / "bom.py"
+    bom.write_bytes(b"\xef\xbb\xbfdef with_bom(a):\n    return a\n")
+    mixed = repo / "src" / "mixed.py"
+    mixed.write_bytes(b"X = 1\r\n\n\ndef lf_mostly(a):\n    return a\n")
+    wrote = cli("docstring", "--write", "src/bom.py", "src/mixed.py", cwd=repo, env=env)
+    assert wrote.returncode == 0, wrote.stderr
+    assert bom.read_bytes() == (
+        b'\xef\xbb\xbfdef with_bom(a):\n    """Aaaaaaaa."""\n    return a\n'
+    )  # documented, and the BOM kept
+    assert mixed.read_bytes() == (
+        b'X = 1\r\n\n\ndef lf_mostly(a):\n    """Aaaaaaaa."""\n    return a\n'
+    )

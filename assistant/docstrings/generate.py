@@ -96,10 +96,16 @@ def parses(text: str, language: str) -> bool:
         return False
     if language == "python":
         try:
-            ast.parse(text)
+            ast.parse(text.removeprefix("\ufeff"))  # a UTF-8 BOM is allowed in a source file
         except (SyntaxError, ValueError):
             return False
     return True
+
+
+def line_ending(text: str) -> str:
+    """The file's line ending: CRLF when most of its lines end so (one stray CRLF line in an
+    LF file does not make every inserted line CRLF)."""
+    return "\r\n" if text.count("\r\n") * 2 > text.count("\n") else "\n"
 
 
 def documentable(symbols: list[Symbol]) -> list[Symbol]:
@@ -232,7 +238,7 @@ def document_text(
             )
         return report
     # Lines keep their "\r" in a CRLF file; inserted lines get one too.
-    eol = "\r\n" if "\r\n" in text else "\n"
+    eol = line_ending(text)
     lines = text.split("\n")
     tree = parse(text.encode("utf-8"), language)
     assert tree is not None

@@ -190,7 +190,7 @@ def _apply(text: str, edits: list[tuple[int, int, list[str]]], rows: dict[int, i
     """The same edits on another version of the text, through a row mapping; None if one
     cannot be placed."""
     lines = text.split("\n")
-    cr = "\r" if "\r\n" in text else ""
+    cr = "\r" if generate.line_ending(text) == "\r\n" else ""
     for start, end, new in edits:  # already bottom-up
         if start not in rows or end != start:
             return None
