@@ -59,6 +59,18 @@ def cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProce
     )
 
 
+def tiny_env(
+    isolated_env: dict[str, str], make_gguf: Callable[..., Path], *, max_tokens: int
+) -> dict[str, str]:
+    """The environment of a CLI run on the tiny FIM model that writes "aaaa", with a doc limit."""
+    model = make_gguf(family="qwen", metadata=True, favorite="a")
+    return {
+        **isolated_env,
+        "ASSIST_MODEL": str(model),
+        "ASSIST_DOCSTRING_MAX_TOKENS": str(max_tokens),
+    }
+
+
 def git(root: Path, *args: str) -> str:
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "HOME": str(root)}
     env.update({"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"})
@@ -399,11 +411,7 @@ def test_check_reports_coverage_and_writes_nothing(
 def test_diff_then_write_then_nothing_left(
     repo: Path, isolated_env: dict[str, str], make_gguf: Callable[..., Path]
 ) -> None:
-    env = {
-        **isolated_env,
-        "ASSIST_MODEL": str(make_gguf(family="qwen", metadata=True, favorite="a")),
-    }
-    env["ASSIST_DOCSTRING_MAX_TOKENS"] = "8"
+    env = tiny_env(isolated_env, make_gguf, max_tokens=8)
     calc = repo / "src" / "calc.py"
     calc.chmod(0o755)
     before = calc.read_text()
@@ -498,11 +506,7 @@ def test_ctrl_c_leaves_every_file_whole(
     with more files, so the check holds whatever the machine's speed."""
     import signal
 
-    env = {
-        **isolated_env,
-        "ASSIST_MODEL": str(make_gguf(family="qwen", metadata=True, favorite="a")),
-    }
-    env["ASSIST_DOCSTRING_MAX_TOKENS"] = "120"
+    env = tiny_env(isolated_env, make_gguf, max_tokens=120)
     full = {k: v for k, v in os.environ.items() if not k.startswith("ASSIST_")}
     for files in (30, 120, 480, 1920):
         originals = {}
@@ -560,11 +564,7 @@ def test_a_file_saved_during_the_run_is_not_overwritten(
 def test_diff_of_a_file_without_a_final_newline_applies_with_git(
     repo: Path, isolated_env: dict[str, str], make_gguf: Callable[..., Path]
 ) -> None:
-    env = {
-        **isolated_env,
-        "ASSIST_MODEL": str(make_gguf(family="qwen", metadata=True, favorite="a")),
-        "ASSIST_DOCSTRING_MAX_TOKENS": "8",
-    }
+    env = tiny_env(isolated_env, make_gguf, max_tokens=8)
     last = repo / "src" / "last.py"
     last.write_text("def last(a):\n    return a")  # no newline at the end
     (repo / "src" / "next.py").write_text("def after(b):\n    return b\n")
@@ -582,11 +582,7 @@ def test_diff_of_a_file_without_a_final_newline_applies_with_git(
 def test_a_bom_file_is_documented_and_one_crlf_line_does_not_make_every_line_crlf(
     repo: Path, isolated_env: dict[str, str], make_gguf: Callable[..., Path]
 ) -> None:
-    env = {
-        **isolated_env,
-        "ASSIST_MODEL": str(make_gguf(family="qwen", metadata=True, favorite="a")),
-        "ASSIST_DOCSTRING_MAX_TOKENS": "8",
-    }
+    env = tiny_env(isolated_env, make_gguf, max_tokens=8)
     bom = repo / "src" / "bom.py"
     bom.write_bytes(b"\xef\xbb\xbfdef with_bom(a):\n    return a\n")
     mixed = repo / "src" / "mixed.py"

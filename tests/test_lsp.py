@@ -274,12 +274,7 @@ def test_stdout_carries_only_the_protocol(tmp_path: Path, lsp_repo: Path, fim_gg
 def test_generate_docstring_code_action(client: RawLspClient, lsp_repo: Path) -> None:
     client.initialize(lsp_repo)
     uri = open_doc(client, lsp_repo / "shapes" / "report.py")
-    here = {"start": {"line": 4, "character": 4}, "end": {"line": 4, "character": 4}}
-    resp = client.call(
-        "textDocument/codeAction",
-        {"textDocument": {"uri": uri}, "range": here, "context": {"diagnostics": []}},
-    )
-    (action,) = resp["result"]
+    action = docstring_action(client, uri)
     assert action["title"] == "Generate docstring for describe"
     assert "edit" not in action  # the model runs only when the action is chosen
     resolved = client.call("codeAction/resolve", action)["result"]
@@ -311,6 +306,16 @@ def test_outside_a_repository_nothing_is_indexed(tmp_path: Path, fim_gguf: Path)
     finally:
         c.close()
     assert not (home / ".assist").exists()
+
+
+def docstring_action(c: RawLspClient, uri: str) -> dict[str, Any]:
+    """The one code action offered under `def describe(...)`: "Generate docstring"."""
+    here = {"start": {"line": 4, "character": 4}, "end": {"line": 4, "character": 4}}
+    (action,) = c.call(
+        "textDocument/codeAction",
+        {"textDocument": {"uri": uri}, "range": here, "context": {"diagnostics": []}},
+    )["result"]
+    return action  # type: ignore[no-any-return]
 
 
 def slow_client(tmp_path: Path, lsp_repo: Path, make_gguf: Callable[..., Path]) -> RawLspClient:
@@ -353,11 +358,7 @@ def test_a_docstring_the_user_asked_for_is_not_pre_empted_by_completions(
     try:
         c.initialize(lsp_repo)
         uri = open_doc(c, lsp_repo / "shapes" / "report.py")
-        here = {"start": {"line": 4, "character": 4}, "end": {"line": 4, "character": 4}}
-        (action,) = c.call(
-            "textDocument/codeAction",
-            {"textDocument": {"uri": uri}, "range": here, "context": {"diagnostics": []}},
-        )["result"]
+        action = docstring_action(c, uri)
         resolving = c.request("codeAction/resolve", action)
         # While the docstring is written, a completion (fired by the cursor) waits its turn:
         # it is answered empty at once instead of cancelling the docstring.
@@ -387,11 +388,7 @@ def test_a_long_docstring_request_shows_progress(
     try:
         c.initialize(lsp_repo)
         uri = open_doc(c, lsp_repo / "shapes" / "report.py")
-        here = {"start": {"line": 4, "character": 4}, "end": {"line": 4, "character": 4}}
-        (action,) = c.call(
-            "textDocument/codeAction",
-            {"textDocument": {"uri": uri}, "range": here, "context": {"diagnostics": []}},
-        )["result"]
+        action = docstring_action(c, uri)
         started = time.monotonic()
         c.response(c.request("codeAction/resolve", action), timeout=300)
         took = time.monotonic() - started

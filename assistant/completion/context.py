@@ -123,18 +123,6 @@ def as_prompt_context(chosen: Sequence[Candidate]) -> list[ContextFile]:
     return files
 
 
-def context_for(
-    ws: Workspace, budget_tokens: int, rel: str, text: str, offset: int
-) -> tuple[list[ContextFile], list[ContextChunk]]:
-    """Definitions from other files that the code at the cursor uses, within the budget, by
-    file then line."""
-    chosen = sorted(
-        candidates(ws, budget_tokens, rel, text, offset),
-        key=lambda c: (c.chunk.path, c.chunk.start_line),
-    )
-    return as_prompt_context(chosen), [c.chunk for c in chosen]
-
-
 def _names_at(ws: Workspace, rel: str, text: str, offset: int, line: int) -> list[str]:
     """Identifiers of the enclosing definition (or the lines around the cursor), closest
     to the cursor first; names this file defines itself are left out."""
