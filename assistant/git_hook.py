@@ -79,11 +79,21 @@ def run(start: Path, files: list[str] | None = None) -> int:
     names = ", ".join(result.changed_files)
     # Under the pre-commit framework only the work tree is written (it re-stages itself).
     framework = os.environ.get("PRE_COMMIT") == "1"
-    where = "in the work tree; `git add` them" if framework else "staged and in the work tree"
+    # `commit -a`, `-i` and PATHS commit from an index git builds (`index.lock`,
+    # `next-index-*.lock`) and throws away when the hook fails: the docs then survive only in
+    # the work tree, and running the same command again stages and commits them.
+    discarded = os.environ.get("GIT_INDEX_FILE", "").endswith(".lock") and result.fail_on_change
+    if framework:
+        where, review = "in the work tree; `git add` them", "git diff"
+    elif discarded:
+        where = "in the work tree: git discarded the index it built for this commit"
+        review = "git diff"
+    else:
+        where, review = "staged and in the work tree", "git diff --cached"
     print(f"assist: wrote docstrings into {names} ({where})", file=sys.stderr)
     if result.fail_on_change:
-        review = "git diff" if framework else "git diff --cached"
-        print(f"assist: review them ({review}) and commit again", file=sys.stderr)
+        again = "run the same commit command again" if discarded else "commit again"
+        print(f"assist: review them ({review}) and {again}", file=sys.stderr)
         return 1
     return 0
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from assistant.index.embeddings import Embedder
     from assistant.index.indexer import IndexReport
     from assistant.index.progress import Progress
+    from assistant.index.remote_embeddings import RemoteEmbedder
     from assistant.index.search import Hit, Mode, SearchTimings
     from assistant.index.store import ChunkRow, Store
     from assistant.index.symbols import Symbol
@@ -55,7 +56,7 @@ class Workspace:
         self.index_dir = root / INDEX_DIR
         self._stores: dict[int, tuple[threading.Thread, Store]] = {}
         self._vectors: VectorIndex | None = None
-        self._embedder: Embedder | None = None
+        self._embedder: Embedder | RemoteEmbedder | None = None
         self._model: Model | None = None
         self._lock = threading.RLock()
 
@@ -163,15 +164,24 @@ class Workspace:
             assert report is not None
             if vectors if vectors is not None else self.settings.index.vectors:
                 started = time.perf_counter()
+
+                def publish(index: VectorIndex) -> None:
+                    with self._lock:  # this process's searches use vectors as they come
+                        self._vectors = index
+
                 for step in index_vectors(
-                    self.store, self.embedder, self.hnsw_path, report.removed_chunk_ids, cancel
+                    self.store,
+                    self.embedder,
+                    self.hnsw_path,
+                    report.removed_chunk_ids,
+                    cancel,
+                    publish,
                 ):
                     if isinstance(step, int):
                         report.embedded = step
                     else:
                         yield step
                 report.vector_seconds = time.perf_counter() - started
-                self._vectors = None  # reload the saved one on next search
             yield report
 
     def _set_aside_if_corrupt(self) -> None:
@@ -272,13 +282,27 @@ class Workspace:
     # -- models --------------------------------------------------------------------------------
 
     @property
-    def embedder(self) -> Embedder:
+    def embedder(self) -> Embedder | RemoteEmbedder:
+        """The team's embedding server when `index.embedding_url` is set, else a local GGUF."""
         from assistant.index.embeddings import load_embedder
+        from assistant.index.remote_embeddings import RemoteEmbedder
 
         with self._lock:
             if self._embedder is None:
-                path = self.settings.index.embedding_model
-                self._embedder = load_embedder(Path(path) if path else None)
+                s = self.settings.index
+                if s.embedding_url:
+                    self._embedder = RemoteEmbedder(
+                        s.embedding_url,
+                        model=s.embedding_remote_model,
+                        api_key=s.embedding_api_key,
+                        batch=s.embedding_batch,
+                        concurrency=s.embedding_concurrency,
+                        max_chars=s.embedding_max_chars,
+                        timeout=self.settings.model.timeout,
+                    )
+                else:
+                    path = s.embedding_model
+                    self._embedder = load_embedder(Path(path) if path else None)
             return self._embedder
 
     @property
@@ -346,9 +370,11 @@ class Workspace:
             raise AssistError("no vectors in the index yet", "run `assist index` (with vectors)")
 
         def embed(text: str) -> np.ndarray:
-            if self.store.meta("embedder") != self.embedder.identity:
+            recorded, current = self.store.meta("embedder"), self.embedder.identity
+            if recorded != current:
                 raise AssistError(
-                    "the index was embedded with another model", "run `assist index` to re-embed"
+                    f"the index's vectors come from {recorded}, not {current}",
+                    "run `assist index` to re-embed, or use --mode keyword",
                 )
             vector: np.ndarray = self.embedder.embed([text])[0]
             return vector

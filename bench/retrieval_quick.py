@@ -31,6 +31,12 @@ def is_hit(hit: dict, q: dict) -> bool:
     return hit["path"] == q["path"] and unqualified(hit["name"]) == q["name"].split(".")[-1]
 
 
+def is_definition(hit: dict, q: dict) -> bool:
+    """The tight hit: the result is the target's own definition (same file, same short name),
+    not a chunk that merely contains its line."""
+    return hit["path"] == q["path"] and unqualified(hit["name"]) == q["name"].split(".")[-1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--corpora", default="/tmp/assist-bench")
@@ -51,25 +57,29 @@ def main() -> None:
                     print(json.dumps({"corpus": corpus, "index_s": round(item.seconds, 2)}))
         queries = [json.loads(line) for line in (QUERIES / f"{corpus}.jsonl").open()]
         for mode in args.modes.split(","):
-            rr, r1, r5, r10, ms = [], 0, 0, 0, []
+            rr, tight, r1, r5, r10, ms = [], [], 0, 0, 0, []
             for q in queries:
                 t = time.perf_counter()
                 hits = [h.as_json() for h in ws.search(q["query"], k=10, mode=mode)]
                 ms.append((time.perf_counter() - t) * 1000)
                 rank = next((i + 1 for i, h in enumerate(hits) if is_hit(h, q)), None)
                 rr.append(1 / rank if rank else 0.0)
+                exact = next((i + 1 for i, h in enumerate(hits) if is_definition(h, q)), None)
+                tight.append(1 / exact if exact else 0.0)
                 r1 += rank == 1 if rank else 0
                 r5 += rank is not None and rank <= 5
                 r10 += rank is not None and rank <= 10
             n = len(queries)
             mrr = sum(rr) / n
             overall.setdefault(mode, []).append(mrr)
+            overall.setdefault(f"{mode}-tight", []).append(sum(tight) / n)
             print(
                 json.dumps(
                     {
                         "corpus": corpus,
                         "mode": mode,
                         "mrr10": round(mrr, 3),
+                        "tight_mrr10": round(sum(tight) / n, 3),
                         "r1": round(r1 / n, 3),
                         "r5": round(r5 / n, 3),
                         "r10": round(r10 / n, 3),

@@ -595,3 +595,32 @@ def test_a_bom_file_is_documented_and_one_crlf_line_does_not_make_every_line_crl
     assert mixed.read_bytes() == (
         b'X = 1\r\n\n\ndef lf_mostly(a):\n    """Aaaaaaaa."""\n    return a\n'
     )
+
+
+def test_a_doc_block_with_a_blank_line_below_counts_as_a_doc() -> None:
+    # express's lib/ style: the JSDoc block, a blank line, then the assignment.
+    source = (
+        "/**\n * Send a response.\n *\n * @param {string} body\n */\n\n"
+        "res.send = function send(body) {\n  return body;\n};\n\n"
+        "/**\n * Set the status.\n */\n\nres.status = function status(code) {\n  return code;\n};\n"
+    )
+    report = generate.plan("lib/response.js", source, "javascript")
+    assert (report.total, report.documented, report.targets) == (2, 2, [])
+
+
+def test_an_empty_docstring_is_replaced_not_left_above(fim_model: LocalModel) -> None:
+    text = 'def f():\n    """"""\n    return 1\n'
+    report = document(fim_model, "m.py", text)
+    assert report.changed, report.outcomes
+    assert '""""""' not in report.new
+    assert report.new.count('"""') == 2
+    assert report.new.startswith('def f():\n    """') and report.new.endswith("    return 1\n")
+
+
+def test_a_class_inside_a_function_and_its_methods_are_local() -> None:
+    source = (
+        "def outer():\n    class Inner:\n        def m(self):\n            return 1\n"
+        "    return Inner\n\n\nclass Top:\n    def method(self):\n        return 2\n"
+    )
+    report = generate.plan("m.py", source, "python")
+    assert [s.qualified_name for s in report.targets] == ["outer", "Top", "Top.method"]

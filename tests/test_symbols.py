@@ -1172,3 +1172,40 @@ def number():
     }
     assert {s.name: s.doc for s in extract_symbols(source.encode(), "python")} == expected
     assert expected["joined"] == "implicitly concatenated" and expected["fstring"] == ""
+
+
+@pytest.mark.parametrize(
+    ("language", "source"),
+    [
+        ("javascript", "/**\n * Sends the body.\n */\n\nfunction send(body) {}\n"),
+        ("typescript", "/** Sends the body. */\n\n\nexport function send(body: string) {}\n"),
+        ("java", "class A {\n  /** Sends the body. */\n\n  void send() {}\n}\n"),
+        ("rust", "/// Sends the body.\n\nfn send() {}\n"),
+        ("php", "<?php\n/** Sends the body. */\n\nfunction send() {}\n"),
+        ("cpp", "/** Sends the body. */\n\nvoid send() {}\n"),
+    ],
+)
+def test_doc_blocks_attach_across_blank_lines_as_their_tools_read_them(
+    language: str, source: str
+) -> None:
+    # JSDoc, Javadoc, rustdoc, phpDocumentor and Doxygen take a doc comment separated from
+    # the definition by blank lines; the symbol starts at the comment.
+    send = by_name(source, language)[{"java": "A.send"}.get(language, "send")]
+    assert send.doc == "Sends the body."
+    first = source.split("\n").index(
+        next(ln for ln in source.split("\n") if "/**" in ln or "///" in ln)
+    )
+    assert send.start_line == first + 1
+
+
+def test_plain_comments_godoc_and_file_headers_need_to_touch() -> None:
+    js = "/* not a doc block */\n\nfunction a() {}\n// Plain.\n\nfunction b() {}\n"
+    found = by_name(js, "javascript")
+    assert found["a"].doc == "" and found["b"].doc == ""
+    header = "/**\n * @license MIT\n */\n\nfunction first() {}\n"
+    assert by_name(header, "javascript")["first"].doc == ""
+    go = "package x\n\n// Send sends.\n\nfunc Send() {}\n"
+    assert by_name(go, "go")["Send"].doc == ""  # godoc: a blank line detaches the comment
+    # Only the comment nearest the definition may stand apart; the run above it must touch.
+    two = "/** Old. */\n\n/** Sends. */\n\nfunction send() {}\n"
+    assert by_name(two, "javascript")["send"].doc == "Sends."

@@ -43,6 +43,11 @@ class ProgressLine:
         self.last = 0.0
         self.phase = ""
 
+    def note(self, text: str) -> None:
+        """A line of its own between progress updates (a phase that finished)."""
+        sys.stderr.write(("\r\033[K" if self.tty else "") + text + "\n")
+        sys.stderr.flush()
+
     def show(self, item: Progress) -> None:
         self.text(item.phase, item.describe(), item.done, item.total)
 

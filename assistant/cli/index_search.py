@@ -19,10 +19,21 @@ def cmd_index(args: argparse.Namespace) -> int:
     progress = ProgressLine()
     report: IndexReport | None = None
     vectors = False if args.no_vectors else None
+    started = time.perf_counter()
     for item in ws.index(vectors=vectors):
         if isinstance(item, IndexReport):
             report = item
-        elif not args.quiet:
+            continue
+        if item.phase == "embed" and progress.phase != "embed" and not args.quiet:
+            # The first phase is done: say so, since search already works from here on.
+            behind = (
+                f"embedding {item.total:,} chunks behind it (hybrid search uses them as they come)"
+                if item.total
+                else "vectors are up to date"
+            )
+            ready = duration(time.perf_counter() - started)
+            progress.note(f"keywords ready after {ready}: `assist search` works now; {behind}")
+        if not args.quiet:
             progress.show(item)
     assert report is not None
     counts = ws.store.counts()
@@ -91,11 +102,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     ws = workspace_for(args, args.repo)
     timings = SearchTimings()
     hits = ws.search(args.query, k=args.k, mode=args.mode, timings=timings)
+    for note in timings.notes:  # stderr, so --json's stdout stays one JSON array
+        print(f"note: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps([h.as_json() for h in hits]))
         return 0
-    for note in timings.notes:
-        print(f"note: {note}", file=sys.stderr)
     if not hits:
         print("no results")
         return 0

@@ -6,6 +6,7 @@ the comment.
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -231,20 +232,36 @@ def _python_site(
     if indent.strip():
         return "its body does not start on a line of its own"
     remove = None
-    if update and symbol.doc:
-        first = None
-        for i in range(body.named_child_count):
-            child = body.named_child(i)
-            if child is not None and child.type != "comment":
-                first = child
-                break
-        if first is not None and first.type == "expression_statement":
-            end_row = first.end_point.row
-            rest = lines[end_row][first.end_point.column :].strip()
-            if rest and not rest.startswith("#"):
-                return "its docstring shares a line with code"
-            row, remove = first.start_point.row, (first.start_point.row, end_row + 1)
+    first = None
+    for i in range(body.named_child_count):
+        child = body.named_child(i)
+        if child is not None and child.type != "comment":
+            first = child
+            break
+    # An empty docstring (`""""""`) is what `__doc__` calls no doc, yet it is one: the new
+    # doc takes its place rather than going in above it.
+    replaces = (update and symbol.doc) or (first is not None and _empty_string(first))
+    if replaces and first is not None and first.type == "expression_statement":
+        end_row = first.end_point.row
+        rest = lines[end_row][first.end_point.column :].strip()
+        if rest and not rest.startswith("#"):
+            return "its docstring shares a line with code"
+        row, remove = first.start_point.row, (first.start_point.row, end_row + 1)
     return Site(symbol, "python", row, remove, indent, params, returns)
+
+
+def _empty_string(statement: Node) -> bool:
+    """A statement that is only a string literal whose value is blank."""
+    if statement.type != "expression_statement" or statement.named_child_count != 1:
+        return False
+    child = statement.named_child(0)
+    if child is None or child.type != "string":
+        return False
+    try:
+        value = ast.literal_eval(_text(child))
+    except (ValueError, SyntaxError):
+        return False  # an f-string: not a docstring at all
+    return isinstance(value, str) and not value.strip()
 
 
 def _comment_rows(lines: list[str], start: int, def_row: int, language: str) -> tuple[int, int]:

@@ -109,14 +109,20 @@ def line_ending(text: str) -> str:
 
 
 def documentable(symbols: list[Symbol]) -> list[Symbol]:
-    """Functions, methods and type definitions, leaving out local ones inside functions."""
+    """Functions, methods and type definitions, leaving out local ones inside functions at any
+    depth: a class defined in a function is local, and so are its methods (interrogate's
+    `--ignore-nested-functions --ignore-nested-classes`)."""
     by_name = {s.qualified_name: s for s in symbols}
-    kept = []
-    for s in symbols:
+
+    def local(s: Symbol) -> bool:
         parent = by_name.get(s.parent) if s.parent else None
-        if s.kind in DOCUMENTABLE and (parent is None or parent.kind not in ("function", "method")):
-            kept.append(s)
-    return kept
+        while parent is not None:
+            if parent.kind in ("function", "method"):
+                return True
+            parent = by_name.get(parent.parent) if parent.parent else None
+        return False
+
+    return [s for s in symbols if s.kind in DOCUMENTABLE and not local(s)]
 
 
 def plan(

@@ -23,7 +23,7 @@ from assistant.docstrings.run import resolve_style, unwritten
 from assistant.errors import AssistError
 from assistant.index.languages import language_for_path
 from assistant.repo.atomic import write_atomic
-from assistant.repo.git import EMPTY_TREE, diff_lines, git_dir, has_head, text
+from assistant.repo.git import EMPTY_TREE, diff_lines, git_dir, has_head, text, unquote_path
 
 _REGULAR_MODES = ("100644", "100755")
 
@@ -49,12 +49,14 @@ def document_staged(start: Path, files: list[str] | None = None) -> HookResult:
         top, "diff", "--cached", "--name-only", "-z", "--diff-filter=ACMR", "--no-renames", base
     )
     staged = [p for p in listed.split("\0") if p]
+    renamed = _renames(top, base)
     if files is not None:
         wanted = {ws.rules.relative(f) for f in files}
         staged = [p for p in staged if p in wanted]
     # pre-commit stashes the unstaged hunks, runs hooks on the work tree, and re-applies the
     # stash; it stages nothing itself. Writing the index too would make its rollback fail.
     under_pre_commit = env.get("PRE_COMMIT") == "1"
+    stashed = _pre_commit_stash(env) if under_pre_commit else {}
     style: conventions.Style | None = None
     for rel in staged:
         language = language_for_path(rel)
@@ -69,7 +71,11 @@ def document_staged(start: Path, files: list[str] | None = None) -> HookResult:
         if len(parts) != 3 or parts[0] not in _REGULAR_MODES or parts[2] != "0":
             continue  # a symlink, a submodule, or a conflict: nothing to document
         mode, blob = parts[0], parts[1]
-        diff = text(top, "diff", "--cached", "-U0", "--no-color", "--no-ext-diff", base, "--", rel)
+        # A renamed file is compared with its old self, not counted as all new.
+        paths = [rel, renamed[rel]] if rel in renamed else [rel]
+        diff = text(
+            top, "diff", "--cached", "-U0", "-M", "--no-color", "--no-ext-diff", base, "--", *paths
+        )
         lines = diff_lines(diff).get(rel, set())
         try:
             staged_text = (
@@ -78,11 +84,17 @@ def document_staged(start: Path, files: list[str] | None = None) -> HookResult:
                 .decode("utf-8")
             )
         except UnicodeDecodeError:
+            result.notes.append(f"{rel}: the staged file is not UTF-8 text; not documented")
             continue
         planned = generate.plan(rel, staged_text, language, changed=lines)
         if not planned.targets:
             continue  # the common case: no model is loaded at all
         full = top / rel
+        if full.is_symlink():
+            # Staged as a file, a link in the work tree (an unstaged type change): writing
+            # would go through the link, or replace the user's link with a file.
+            result.notes.append(f"{rel}: is a symlink in the work tree; not documented")
+            continue
         raw = _read(full)
         if raw is None and (full.exists() or full.is_symlink()):
             result.notes.append(
@@ -91,6 +103,13 @@ def document_staged(start: Path, files: list[str] | None = None) -> HookResult:
             continue
         worktree = None if raw is None else raw.decode("utf-8")
         rows, mapping = _safe_rows(staged_text, worktree)
+        if rel in stashed:
+            # pre-commit re-applies its stash with `git apply`, which needs each hunk's context
+            # lines as they were: a doc inside one would make it roll the doc back, and every
+            # retry would repeat that. Such symbols wait, like those beside an unstaged hunk.
+            rows = (set(range(staged_text.count("\n") + 2)) if rows is None else rows) - {
+                r for hunk in stashed[rel] for r in _inside(hunk, staged_text.count("\n"))
+            }
         style = style or resolve_style(ws)
         ws.rules.check(top / rel)
         report = generate.document_text(
@@ -137,6 +156,67 @@ def document_staged(start: Path, files: list[str] | None = None) -> HookResult:
         report.written = True
         result.changed_files.append(rel)
     return result
+
+
+def _renames(top: Path, base: str) -> dict[str, str]:
+    """Staged renames (git's own detection, as `git status` shows them): new path -> old."""
+    out = text(top, "diff", "--cached", "--name-status", "-z", "-M", "--diff-filter=R", base)
+    fields = out.split("\0")
+    found: dict[str, str] = {}
+    for i in range(0, len(fields) - 2, 3):
+        if fields[i].startswith("R"):
+            found[fields[i + 2]] = fields[i + 1]
+    return found
+
+
+def _inside(hunk: tuple[int, int], lines: int) -> range:
+    """Insertion rows that `git apply` would no longer match the hunk around: between two of
+    its lines, or before/after it where it is anchored to the file's start/end."""
+    first, count = hunk
+    start = first - 1 if first <= 1 else first
+    end = first + count if first + count - 1 >= lines else first + count - 1
+    return range(max(start, 0), end)
+
+
+def _ancestors() -> list[int]:
+    """This process's parent, grandparent… (pre-commit may start the hook through a shell)."""
+    found: list[int] = []
+    pid = os.getppid()
+    while pid > 1 and len(found) < 8:
+        found.append(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return found
+
+
+def _pre_commit_stash(env: dict[str, str]) -> dict[str, list[tuple[int, int]]]:
+    """The hunks pre-commit stashed before running hooks: path -> (first line, line count) of
+    each hunk on the staged side, context included. pre-commit writes them to
+    `<its home>/patch<time>-<its pid>` and applies them again after the hooks."""
+    homes = [env.get("PRE_COMMIT_HOME", "")]
+    homes.append(os.path.join(env.get("XDG_CACHE_HOME", "") or os.path.expanduser("~/.cache"),
+                              "pre-commit"))  # fmt: skip
+    patches: list[Path] = []
+    for pid in _ancestors():
+        for home in filter(None, homes):
+            patches.extend(Path(home).glob(f"patch*-{pid}"))
+    if not patches:
+        return {}
+    newest = max(patches, key=lambda p: p.stat().st_mtime)
+    hunks: dict[str, list[tuple[int, int]]] = {}
+    current = ""
+    for line in newest.read_bytes().decode("utf-8", "surrogateescape").split("\n"):
+        if line.startswith("--- "):
+            name = unquote_path(line[4:])
+            current = name[2:] if name.startswith("a/") else ""
+        elif line.startswith("@@ -") and current:
+            old = line[4:].split(" ", 1)[0]
+            first, _, count = old.partition(",")
+            hunks.setdefault(current, []).append((int(first), int(count or 1)))
+    return hunks
 
 
 def _indexes(top: Path, env: dict[str, str]) -> list[dict[str, str]]:

@@ -15,7 +15,7 @@ import multiprocessing.pool
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +40,8 @@ from assistant.repo.secrets import redact
 
 if TYPE_CHECKING:
     from assistant.index.embeddings import Embedder
+    from assistant.index.remote_embeddings import RemoteEmbedder
+    from assistant.index.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -334,16 +336,19 @@ _SAVE_EVERY_S = 30.0
 
 def index_vectors(
     store: Store,
-    embedder: Embedder,
+    embedder: Embedder | RemoteEmbedder,
     hnsw_path: Path,
     removed_chunk_ids: Sequence[int] = (),
     cancel: threading.Event | None = None,
+    publish: Callable[[VectorIndex], None] | None = None,
 ) -> Iterator[Progress | int]:
     """Embed every chunk that has no vector yet; yields progress, then the number embedded.
 
     Vectors go to SQLite first (the truth), then into the HNSW index, which is saved
     atomically at the end and every half minute, so a kill loses at most the unsaved HNSW
-    part, which the next open rebuilds from SQLite.
+    part, which the next open rebuilds from SQLite. Search works throughout: `publish` hands
+    the growing index to this process's searches, and another process's search adds what
+    SQLite has beyond the saved file (`VectorIndex.catch_up`).
     """
     import numpy as np
 
@@ -357,17 +362,23 @@ def index_vectors(
             store.set_meta("embedder_dim", str(embedder.dim))
     index, rebuilt = VectorIndex.open(hnsw_path, store, identity, embedder.dim)
     index.remove(list(removed_chunk_ids))
+    if publish is not None:
+        publish(index)
     total = store.count_missing_vectors(identity)
     done = 0
     dirty = rebuilt or bool(removed_chunk_ids)
     last_save = time.monotonic()
+    save_cost = 0.0
     embed_started = time.monotonic()
     yield Progress("embed", 0, total)
+    per_call = getattr(embedder, "rows_per_call", _EMBED_BATCH)
+    last_id = 0
     while not (cancel is not None and cancel.is_set()):
-        rows = store.chunks_without_vectors(identity, _EMBED_BATCH)
+        rows = store.chunks_without_vectors(identity, per_call, after=last_id)
         if not rows:
             break
         ids = [row.id for row in rows]
+        last_id = ids[-1]
         matrix = embedder.embed([_embedding_text(row) for row in rows], cancel=cancel)
         if cancel is not None and cancel.is_set():
             break
@@ -377,10 +388,15 @@ def index_vectors(
         index.add(ids, matrix)
         dirty = True
         done += len(ids)
-        if time.monotonic() - last_save > _SAVE_EVERY_S:
+        if time.monotonic() - last_save > max(_SAVE_EVERY_S, 10 * save_cost):
+            # A save writes the whole file: on a large index it takes seconds, so saves are
+            # spaced to cost at most a tenth of the time (searches meanwhile catch up from
+            # SQLite, which has every vector at once).
+            started_save = time.monotonic()
             with store.transaction():
                 index.save(hnsw_path, store, identity)
             last_save = time.monotonic()
+            save_cost = last_save - started_save
             dirty = False
         yield Progress("embed", done, total, elapsed=time.monotonic() - embed_started)
     if dirty:

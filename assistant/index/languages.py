@@ -43,6 +43,10 @@ class LanguageSpec:
     """Definitions whose scope runs to the end of their parent (`namespace X;` in C#)."""
     docstrings: bool = False
     """Docs are the body's first string (Python) rather than comments above."""
+    detached_docs: tuple[str, ...] = ()
+    """Comment openers whose comment is the definition's doc even with blank lines between,
+    as the language's doc tool reads it (JSDoc, Javadoc, rustdoc, Doxygen); other comments
+    must touch the definition (godoc's rule)."""
 
 
 # Statements that wrap a definition in JS/TS (`export const f = () => …`): the symbol's span
@@ -68,6 +72,7 @@ SPECS: dict[str, LanguageSpec] = {
             (".js", ".mjs", ".cjs", ".jsx"),
             "tree_sitter_javascript",
             wrapper_types=_JS_WRAPPERS,
+            detached_docs=("/**",),
         ),
         LanguageSpec(
             "typescript",
@@ -75,6 +80,7 @@ SPECS: dict[str, LanguageSpec] = {
             "tree_sitter_typescript",
             loader="language_typescript",
             wrapper_types=_TS_WRAPPERS,
+            detached_docs=("/**",),
         ),
         LanguageSpec(
             "tsx",
@@ -82,6 +88,7 @@ SPECS: dict[str, LanguageSpec] = {
             "tree_sitter_typescript",
             loader="language_tsx",
             wrapper_types=_TS_WRAPPERS,
+            detached_docs=("/**",),
         ),
         LanguageSpec(
             "go",
@@ -95,28 +102,34 @@ SPECS: dict[str, LanguageSpec] = {
             "tree_sitter_rust",
             comment_types=frozenset({"line_comment", "block_comment"}),
             attribute_types=frozenset({"attribute_item"}),
+            detached_docs=("///", "/**"),
         ),
         LanguageSpec(
             "java",
             (".java",),
             "tree_sitter_java",
             comment_types=frozenset({"line_comment", "block_comment"}),
+            detached_docs=("/**",),
         ),
-        LanguageSpec("c", (".c", ".h"), "tree_sitter_c"),
+        LanguageSpec("c", (".c", ".h"), "tree_sitter_c", detached_docs=("/**", "///")),
         LanguageSpec(
             "cpp",
             (".cc", ".cpp", ".cxx", ".c++", ".hpp", ".hh", ".hxx", ".h++"),
             "tree_sitter_cpp",
             wrapper_types=frozenset({"template_declaration"}),
+            detached_docs=("/**", "///"),
         ),
         LanguageSpec(
             "c_sharp",
             (".cs",),
             "tree_sitter_c_sharp",
             open_scope_types=frozenset({"file_scoped_namespace_declaration"}),
+            detached_docs=("///", "/**"),
         ),
         LanguageSpec("ruby", (".rb",), "tree_sitter_ruby"),
-        LanguageSpec("php", (".php",), "tree_sitter_php", loader="language_php"),
+        LanguageSpec(
+            "php", (".php",), "tree_sitter_php", loader="language_php", detached_docs=("/**",)
+        ),
         LanguageSpec("bash", (".sh", ".bash"), "tree_sitter_bash"),
     )
 }

@@ -286,12 +286,14 @@ class Store:
 
     # -- vectors ----------------------------------------------------------------------------
 
-    def chunks_without_vectors(self, embedder: str, limit: int) -> list[ChunkRow]:
+    def chunks_without_vectors(self, embedder: str, limit: int, after: int = 0) -> list[ChunkRow]:
+        """The next `limit` chunks past id `after` that have no vector: the caller passes the
+        last id it got, so a whole run reads the table once instead of once per batch."""
         rows = self.db.execute(
             f"SELECT {_CHUNK_COLUMNS} FROM chunks c JOIN files f ON f.id = c.file_id"
             " LEFT JOIN vectors v ON v.chunk_id = c.id AND v.embedder = ?"
-            " WHERE v.chunk_id IS NULL ORDER BY c.id LIMIT ?",
-            (embedder, limit),
+            " WHERE c.id > ? AND v.chunk_id IS NULL ORDER BY c.id LIMIT ?",
+            (embedder, after, limit),
         )
         return [ChunkRow(*r) for r in rows]
 
@@ -317,6 +319,21 @@ class Store:
             "SELECT chunk_id, vector FROM vectors WHERE embedder = ? ORDER BY chunk_id",
             (embedder,),
         )
+
+    def vector_ids(self, embedder: str) -> set[int]:
+        return {cid for (cid,) in self.db.execute(
+            "SELECT chunk_id FROM vectors WHERE embedder = ?", (embedder,))}  # fmt: skip
+
+    def vectors_for(self, embedder: str, ids: Sequence[int]) -> list[tuple[int, bytes]]:
+        out: list[tuple[int, bytes]] = []
+        for start in range(0, len(ids), 500):
+            part = list(ids[start : start + 500])
+            marks = ",".join("?" * len(part))
+            sql = (
+                f"SELECT chunk_id, vector FROM vectors WHERE embedder = ? AND chunk_id IN ({marks})"
+            )
+            out.extend(self.db.execute(sql, (embedder, *part)))
+        return out
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -406,6 +423,9 @@ class Store:
             (pattern, query, pattern[1:], limit),
         )
         return [(r[0], Symbol(*r[1:])) for r in rows]
+
+    def chunk_count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM chunks").fetchone()[0])
 
     def counts(self) -> dict[str, int]:
         def one(sql: str) -> int:

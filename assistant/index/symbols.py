@@ -152,7 +152,7 @@ def extract_symbols(source: bytes, language: str, *, bounded: bool = True) -> li
     tree = _parse(parser, source) if bounded else parser.parse(source)
     if tree is None:
         return []
-    context = _Context(source)
+    context = _Context(source, spec.detached_docs)
     found = _dedupe(_matches(QueryCursor(query).matches(tree.root_node), context))
     placed = [_place(f, source, spec, context) for f in found]
     return _nest([p for p in placed if p.name])
@@ -216,6 +216,9 @@ def _dedupe(found: Iterator[_Found]) -> list[_Found]:
     return list(best.values())
 
 
+_HEADER = re.compile(rb"@license|@file|@fileoverview|@module|@copyright|copyright|SPDX-", re.I)
+
+
 class _Context:
     """What surrounds the definitions of one file: comments, attributes and wrapping nodes.
 
@@ -224,8 +227,9 @@ class _Context:
     nested code.
     """
 
-    def __init__(self, source: bytes) -> None:
+    def __init__(self, source: bytes, detached_docs: tuple[str, ...] = ()) -> None:
         self.source = source
+        self.detached_docs = tuple(d.encode() for d in detached_docs)
         self._leading: list[Node] = []
         self._ends: list[int] = []
         # (start, end) of a wrapped definition → the node wrapping only it.
@@ -255,6 +259,12 @@ class _Context:
             node = wrapper
         return node
 
+    def _detached(self, node: Node) -> bool:
+        """A doc comment that its tool attaches across blank lines, unless it is the file's
+        header (a licence or `@file` block)."""
+        text = self.source[node.start_byte : node.end_byte]
+        return text.startswith(self.detached_docs) and _HEADER.search(text) is None
+
     def above(self, start: int) -> list[Node]:
         """The run of comments and attributes ending right before `start`, nearest first."""
         if len(self._ends) != len(self._leading):
@@ -267,7 +277,7 @@ class _Context:
                 return run
             node = self._leading[i]
             gap = self.source[node.end_byte : start]
-            if gap.strip() or gap.count(b"\n") > 1:
+            if gap.strip() or (gap.count(b"\n") > 1 and not (not run and self._detached(node))):
                 return run
             # A comment trailing code on its line belongs to that code.
             line_start = self.source.rfind(b"\n", 0, node.start_byte) + 1

@@ -134,7 +134,7 @@ def diff_lines(diff: str) -> dict[str, set[int]]:
     current: set[int] | None = None
     for line in diff.split("\n"):
         if line.startswith("+++ "):
-            name = _unquote(line[4:])
+            name = unquote_path(line[4:])
             current = None if name == "/dev/null" else found.setdefault(name[2:], set())
         elif line.startswith("@@") and current is not None:
             m = _HUNK.match(line)
@@ -144,7 +144,7 @@ def diff_lines(diff: str) -> dict[str, set[int]]:
     return found
 
 
-def _unquote(name: str) -> str:
+def unquote_path(name: str) -> str:
     """A `+++` file name as git wrote it: a tab after names with spaces, C-style quotes around
     names with unusual bytes (octal escapes of the UTF-8 bytes when core.quotepath is on)."""
     if name.endswith("\t"):
