@@ -38,12 +38,18 @@ class ModelSettings:
     """Bearer token sent to `url`, if the server wants one."""
     remote_model: str | None = None
     """Model name sent to `url` in the request body (Ollama and vLLM need it)."""
+    search_paths: tuple[str, ...] = ()
+    """Extra folders searched for GGUF files by `assist model list` and by model names, besides
+    the Hugging Face, LM Studio, Ollama, llama.cpp and GPT4All folders."""
     n_ctx: int = field(default=4096, metadata={"min": 256, "max": 1_048_576})
     """Context window in tokens (capped at the model's trained context)."""
     n_threads: int = field(default=0, metadata={"min": 0, "max": 1024})
     """CPU threads for generation; 0 means one per core."""
-    n_gpu_layers: int = field(default=0, metadata={"min": -1, "max": 100_000})
-    """Layers offloaded to the GPU; -1 offloads all of them where the build supports it."""
+    n_gpu_layers: int | Literal["auto"] = field(
+        default="auto", metadata={"min": -1, "max": 100_000}
+    )
+    """Layers offloaded to the GPU: `auto` plans from the GGUF and the GPU's free memory
+    (llm/gpu_plan.py), `-1` offloads all, `0` none."""
     max_tokens: int = field(default=256, metadata={"min": 1, "max": 1_000_000})
     """Upper bound on generated tokens per request."""
     temperature: float = field(default=0.2, metadata={"min": 0.0, "max": 5.0})
@@ -233,10 +239,15 @@ def _coerce(section: str, key: str, value: Any, origin: str) -> Any:
             return value.strip().lower()
         raise AssistError(f"{where} is not allowed", f"use one of: {', '.join(choices)}")
     base = kind
-    if get_origin(kind) in (Union, UnionType):  # `X | None`
-        if value in (None, ""):
+    if get_origin(kind) in (Union, UnionType):  # `X | None`, `int | Literal["auto"]`
+        words = [w for a in get_args(kind) if get_origin(a) is Literal for w in get_args(a)]
+        if isinstance(value, str) and value.strip().lower() in words:
+            return value.strip().lower()
+        if value in (None, "") and type(None) in get_args(kind):
             return None
-        base = next(a for a in get_args(kind) if a is not type(None))
+        base = next(
+            a for a in get_args(kind) if a is not type(None) and get_origin(a) is not Literal
+        )
     try:
         if base is tuple or get_origin(base) is tuple:
             if isinstance(value, str):

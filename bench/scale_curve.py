@@ -15,7 +15,7 @@ phase (SQLite, HNSW, saving, reloading) with random unit vectors in place of the
 would take hours on a laptop CPU at 50k files. Hybrid search p95 is then measured against that
 index.
 
-    python bench/scale_curve.py [--sizes 1000,10000,50000] [--vectors] [--keep DIR]
+    python bench/scale_curve.py [--sizes 1000,10000,50000] [--vectors [--vectors-up-to 10000]]
 """
 
 from __future__ import annotations
@@ -146,6 +146,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1000,10000,50000")
     ap.add_argument("--vectors", action="store_true", help="vector phase with random vectors")
+    ap.add_argument("--vectors-up-to", type=int, default=0, help="only for sizes up to this")
     ap.add_argument("--keep", default="", help="build the repositories here and keep them")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -161,12 +162,12 @@ def main() -> None:
             if root.exists():
                 shutil.rmtree(root)
             materialise(files[:size], root)
-            row: dict[str, object] = {"files": size}
+            row: dict[str, object] = {"sample": size}
             row.update(index_process(root))
             row["index_mb"] = du(root / ".assist") / 1e6
             ws = Workspace.open(root)
             row.update(search_times(ws, "keyword"))
-            if args.vectors:
+            if args.vectors and (not args.vectors_up_to or size <= args.vectors_up_to):
                 fake = RandomVectors()
                 t = time.perf_counter()
                 for step in index_vectors(ws.store, fake, ws.hnsw_path):  # type: ignore[arg-type]
@@ -181,7 +182,7 @@ def main() -> None:
                 row.update(search_times(ws, "hybrid", lambda q, f=fake: f.embed([q])[0]))
                 row["index_mb_with_vectors"] = du(root / ".assist") / 1e6
             chunks = int(row.get("chunks", 0)) or 1
-            row["ms_per_file"] = 1000 * float(row["index_s"]) / size
+            row["ms_per_file"] = 1000 * float(row["index_s"]) / int(row["files"])
             row["us_per_chunk"] = 1e6 * float(row["index_s"]) / chunks
             if "vector_phase_s" in row:
                 row["vector_us_per_chunk"] = 1e6 * float(row["vector_phase_s"]) / chunks

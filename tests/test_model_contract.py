@@ -6,16 +6,12 @@ so RemoteModel is tested against real HTTP streaming, not a mock.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from servers import free_port, llama_cpp_server
 
 from assistant.config import ModelSettings
 from assistant.errors import AssistError
@@ -25,49 +21,11 @@ from assistant.llm.protocol import Model
 from assistant.llm.remote import RemoteModel
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server_url(chat_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llama_cpp.server",
-                "--model",
-                str(chat_gguf),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--n_ctx",
-                "512",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(url + "/models", timeout=1).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"llama_cpp.server did not start:\n{log.read_text()[-2000:]}")
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with llama_cpp_server(chat_gguf, log, "--n_ctx", "512") as url:
+        yield url + "/v1"
 
 
 @pytest.fixture(params=["local", "remote"])
@@ -107,7 +65,7 @@ def test_cancel(model: Model) -> None:
 
 
 def test_unreachable_server_is_a_clear_error() -> None:
-    remote = RemoteModel(f"http://127.0.0.1:{_free_port()}/v1", ModelSettings(timeout=5))
+    remote = RemoteModel(f"http://127.0.0.1:{free_port()}/v1", ModelSettings(timeout=5))
     with pytest.raises(AssistError, match="cannot reach the model server"):
         list(remote.chat([Message("user", "hi")]))
 

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from servers import handlers_repo
+
 from assistant.index.indexer import IndexReport, index_vectors
 from assistant.index.progress import Progress
 from assistant.index.search import fuse
@@ -16,18 +18,7 @@ from assistant.workspace import Workspace
 
 
 def git_repo(root: Path, functions: int = 70) -> Path:
-    root.mkdir()
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
-    body = "\n\n".join(
-        f'def handler_{i}(request):\n    """Handle request kind {i}."""\n    return {i}\n'
-        for i in range(functions)
-    )
-    (root / "handlers.py").write_text(body)
-    (root / "retry.py").write_text(
-        'def retry_failed_uploads(paths):\n    """Send the files again."""\n'
-        "    return [upload(p) for p in paths]\n"
-    )
-    return root
+    return handlers_repo(root, functions)
 
 
 def search_cli(root: Path, query: str, mode: str) -> tuple[list[dict[str, object]], str]:
@@ -73,8 +64,8 @@ def test_search_works_at_every_phase(tmp_path: Path) -> None:
             assert hits[0]["name"] == "retry_failed_uploads" and hits[0]["vector_rank"] is None
     assert checked_partial, phases
     assert [p for p, _ in phases].index("embed") > [p for p, _ in phases].index("parse")
-    hits = ws.search("retry_failed_uploads send the files again", mode="hybrid")
-    assert hits[0].vector_rank is not None  # every chunk has its vector now
+    final = ws.search("retry_failed_uploads send the files again", mode="hybrid")
+    assert final[0].vector_rank is not None  # every chunk has its vector now
     ws.close()
 
 

@@ -4,11 +4,7 @@ loopback, serving the same MiniLM GGUF the local embedder runs."""
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from servers import free_port, handlers_repo, llama_cpp_server, reply
 
 from assistant.errors import AssistError
 from assistant.index.embeddings import load_embedder
@@ -25,53 +22,16 @@ from assistant.index.remote_embeddings import RemoteEmbedder
 from assistant.workspace import Workspace
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def embedding_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
     log = tmp_path_factory.mktemp("embed-server") / "server.log"
     model = default_embedding_model_path()
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--embedding",
-             "true", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "512"],
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(url + "/v1/models", timeout=1).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"llama_cpp.server did not start:\n{log.read_text()[-2000:]}")
-                time.sleep(0.1)
+    with llama_cpp_server(model, log, "--embedding", "true", "--n_ctx", "512") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
-def git_repo(root: Path, functions: int = 40) -> Path:
-    root.mkdir()
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
-    body = "\n\n".join(
-        f'def handler_{i}(request):\n    """Handle request kind {i}."""\n    return {i}\n'
-        for i in range(functions)
-    )
-    (root / "handlers.py").write_text(body)
-    (root / "retry.py").write_text(
-        'def retry_failed_uploads(paths):\n    """Send the files again."""\n'
-        "    return [upload(p) for p in paths]\n"
-    )
-    return root
+def git_repo(root: Path) -> Path:
+    return handlers_repo(root, functions=40)
 
 
 def test_server_vectors_equal_the_local_ones(embedding_server: str) -> None:
@@ -124,18 +84,11 @@ class _Flaky(BaseHTTPRequestHandler):
         type(self).seen += 1
         if type(self).failures > 0:
             type(self).failures -= 1
-            self.send_response(503)
-            self.send_header("Content-Length", "4")
-            self.end_headers()
-            self.wfile.write(b"busy")
+            reply(self, 503, b"busy")
             return
         request = urllib.request.Request(self.upstream + self.path, data=body,
                                          headers={"Content-Type": "application/json"})  # fmt: skip
-        data = urllib.request.urlopen(request, timeout=60).read()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        reply(self, 200, urllib.request.urlopen(request, timeout=60).read())
 
     def log_message(self, *args: object) -> None:
         pass
@@ -157,7 +110,7 @@ def test_a_busy_server_is_retried_and_a_dead_one_is_a_clear_error(
             RemoteEmbedder(url, retries=1).embed(["hello"])
     finally:
         proxy.shutdown()
-    dead = RemoteEmbedder(f"http://127.0.0.1:{_free_port()}", retries=0)
+    dead = RemoteEmbedder(f"http://127.0.0.1:{free_port()}", retries=0)
     with pytest.raises(AssistError, match="did not answer"):
         dead.embed(["hello"])
     with pytest.raises(AssistError, match="not an http"):
@@ -168,11 +121,7 @@ def test_a_reply_that_is_not_embeddings_is_refused(tmp_path: Path) -> None:
     class Wrong(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers["Content-Length"]))
-            data = json.dumps({"data": [{"embedding": [1.0, 2.0]}]}).encode()  # one for two
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            reply(self, 200, json.dumps({"data": [{"embedding": [1.0, 2.0]}]}).encode())
 
         def log_message(self, *args: object) -> None:
             pass

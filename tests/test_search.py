@@ -114,5 +114,5 @@ def test_vectors_of_another_embedder_are_refused(ws: Workspace) -> None:
         store.set_meta("embedder_dim", "384")
         store.put_vectors(other, [(chunk_id, bytes(4 * 384))])
     # The index's vectors came from another model: the query cannot be compared with them.
-    with pytest.raises(AssistError, match="vectors come from some-other-model.gguf"):
+    with pytest.raises(AssistError, match=r"vectors come from some-other-model\.gguf"):
         ws.search("compress", mode="hybrid")

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,9 @@ def cmd_docstring(args: argparse.Namespace) -> int:
     cancel = threading.Event()
     progress = ProgressLine()
     quiet = args.json or not sys.stderr.isatty()
+    # On a pipe (CI logs, `| tee`) a self-rewriting line shows nothing: one line per file.
+    per_file = not args.json and not sys.stderr.isatty() and mode != "check"
+    started = time.monotonic()
     reports: list[FileReport] = []
 
     def step(s: docstrings.Step) -> None:
@@ -76,6 +80,14 @@ def cmd_docstring(args: argparse.Namespace) -> int:
             if report.targets and mode != "check" and not quiet:
                 n = len(report.targets)
                 progress.text(report.path, f"{report.path} done", n, n)
+            if per_file and report.targets:
+                tally = {k: sum(1 for o in report.outcomes if o.status == k)
+                         for k in ("documented", "skipped", "failed")}  # fmt: skip
+                files_done = sum(1 for r in reports if r.targets)
+                elapsed = time.monotonic() - started
+                print(f"[{files_done}] {report.path}: {tally['documented']} documented, "
+                      f"{tally['skipped']} skipped, {tally['failed']} failed ({elapsed:.0f} s)",
+                      file=sys.stderr, flush=True)  # fmt: skip
             if mode == "diff" and report.changed and not args.json:
                 sys.stdout.write(report.diff())
     except KeyboardInterrupt:

@@ -14,6 +14,11 @@ from assistant.cli.common import add_model_flag, settings_for
 def cmd_model(args: argparse.Namespace) -> int:
     from assistant.llm.card import build_card, format_card
 
+    if args.action == "list":
+        return _list_models(args)
+    if args.action == "pull":
+        return _pull(args)
+
     def step(line: str) -> None:
         print(f"assist: {line}", file=sys.stderr, flush=True)
 
@@ -22,6 +27,66 @@ def cmd_model(args: argparse.Namespace) -> int:
         print(json.dumps(card, indent=2))
     else:
         print(format_card(card))
+    return 0
+
+
+def _pull(args: argparse.Namespace) -> int:
+    from assistant.errors import AssistError
+    from assistant.llm.pull import pull
+
+    if not args.repo:
+        raise AssistError("which repository?", "assist model pull OWNER/NAME-GGUF [--quant Q4_K_M]")
+    path = pull(args.repo, file=args.file, quant=args.quant, revision=args.revision)
+    print(path)
+    print(f"assist: use it with --model {path.stem} (or model.path)", file=sys.stderr)
+    return 0
+
+
+def _list_models(args: argparse.Namespace) -> int:
+    """`assist model list`: the GGUF files in the usual places, described from their headers."""
+    from assistant.errors import AssistError
+    from assistant.llm.catalog import find_models
+    from assistant.llm.fim import detect_fim
+    from assistant.llm.gguf import read_gguf
+    from assistant.llm.source import choose_model
+
+    settings = settings_for(args)
+    try:
+        in_use = Path(choose_model(settings).location).resolve()
+    except (AssistError, OSError):
+        in_use = None
+    rows: list[dict[str, Any]] = []
+    for found in find_models(settings.model.search_paths):
+        used = found.path.resolve() == in_use
+        row: dict[str, Any] = {"name": found.name, "path": str(found.path),
+                               "source": found.source, "in_use": used}  # fmt: skip
+        try:
+            info = read_gguf(found.path)
+            fim = detect_fim(info)
+            row.update(size_bytes=info.file_size, quantization=info.quantization,
+                       parameters=info.parameter_count, context_length=info.context_length,
+                       architecture=info.architecture, fim=fim.family if fim else None)  # fmt: skip
+        except AssistError as exc:
+            row["error"] = exc.message
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no GGUF models found in the Hugging Face, LM Studio, Ollama, llama.cpp or "
+              "GPT4All folders; add folders with model.search_paths")  # fmt: skip
+        return 0
+    for r in rows:
+        mark = "*" if r["in_use"] else " "
+        if "error" in r:
+            print(f"{mark} {r['name']}  ({r['source']})  unreadable: {r['error']}")
+            continue
+        params = r["parameters"] / 1e9
+        size = f"{params:.1f}B" if params >= 1 else f"{r['parameters'] / 1e6:.0f}M"
+        print(f"{mark} {r['name']}  {r['quantization']}  {size} params  "
+              f"{r['size_bytes'] / 2**30:.2f} GiB  ctx {r['context_length'] or '?'}  "
+              f"FIM {r['fim'] or 'none'}  ({r['source']})")  # fmt: skip
+    print("(* in use; pass a name to --model or model.path)")
     return 0
 
 
@@ -66,7 +131,17 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("model", help="show the model card: metadata, FIM mode, measured speed")
+    p = sub.add_parser(
+        "model", help="the model card (metadata, FIM, GPU plan, speed), or `list` the models here"
+    )
+    p.add_argument(
+        "action", nargs="?", choices=["list", "pull"],
+        help="list: GGUF files found here; pull REPO: download one from Hugging Face",
+    )  # fmt: skip
+    p.add_argument("repo", nargs="?", help="for pull: the repository, OWNER/NAME")
+    p.add_argument("--file", help="for pull: this file of the repository")
+    p.add_argument("--quant", default="Q4_K_M", help="for pull: quantization (default Q4_K_M)")
+    p.add_argument("--revision", default="main", help="for pull: branch, tag or commit")
     add_model_flag(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--no-bench", action="store_true", help="skip the speed measurement")

@@ -36,25 +36,36 @@ class Convention:
     returns: str = "@returns {text}"
     name_first: bool = False
     """Go: the comment starts with the symbol's name."""
+    doc_markers: tuple[str, ...] = ()
+    """Openers a comment needs to be a doc for the language's tool (javadoc ignores `/* */`,
+    rustdoc `//`); empty: any comment above the definition is its doc (godoc, RDoc)."""
 
 
-_JSDOC = Convention("block", "/**", " *", " */")
+_DOXYGEN = ("/**", "/*!", "///", "//!")
+_JSDOC = Convention("block", "/**", " *", " */", doc_markers=("/**",))
 CONVENTIONS: dict[str, Convention] = {
     "python": Convention("docstring"),
     "javascript": _JSDOC,
-    "typescript": Convention("block", "/**", " *", " */", param="@param {name} - {text}"),
-    "tsx": Convention("block", "/**", " *", " */", param="@param {name} - {text}"),
-    "java": Convention("block", "/**", " *", " */", returns="@return {text}"),
+    "typescript": Convention(
+        "block", "/**", " *", " */", param="@param {name} - {text}", doc_markers=("/**",)
+    ),
+    "tsx": Convention(
+        "block", "/**", " *", " */", param="@param {name} - {text}", doc_markers=("/**",)
+    ),
+    "java": Convention("block", "/**", " *", " */", returns="@return {text}", doc_markers=("/**",)),
     "php": _JSDOC,
-    "c": Convention("block", "/**", " *", " */", returns="@return {text}"),
-    "cpp": Convention("block", "/**", " *", " */", returns="@return {text}"),
+    "c": Convention("block", "/**", " *", " */", returns="@return {text}", doc_markers=_DOXYGEN),
+    "cpp": Convention("block", "/**", " *", " */", returns="@return {text}", doc_markers=_DOXYGEN),
     "go": Convention("line", "//", param="", returns="", name_first=True),
-    "rust": Convention("line", "///", param="* `{name}` - {text}", returns=""),
+    "rust": Convention(
+        "line", "///", param="* `{name}` - {text}", returns="", doc_markers=("///", "/**")
+    ),
     "c_sharp": Convention(
         "line",
         "///",
         param='<param name="{name}">{text}</param>',
         returns="<returns>{text}</returns>",
+        doc_markers=("///", "/**"),
     ),
     "ruby": Convention("line", "#", param="@param {name} {text}", returns="@return {text}"),
     "bash": Convention("line", "#", param="", returns=""),
@@ -93,6 +104,9 @@ class DocParts:
     summary: str
     params: tuple[tuple[str, str], ...] = ()
     returns: str = ""
+    open_ended: bool = False
+    """The summary's last sentence has no end mark (a `.` was added to it): cut off, when
+    the model was stopped by its token limit."""
 
 
 # -- finding the site ---
@@ -248,6 +262,19 @@ def _python_site(
             return "its docstring shares a line with code"
         row, remove = first.start_point.row, (first.start_point.row, end_row + 1)
     return Site(symbol, "python", row, remove, indent, params, returns)
+
+
+def has_doc(symbol: Symbol, lines: list[str], language: str) -> bool:
+    """Whether `symbol` has a doc as the language's own tool sees it: Python's `__doc__`, and
+    for comment languages a comment above that opens with a doc marker where the tool wants one
+    (a plain `/* */` over a Java method is no Javadoc)."""
+    if not symbol.doc:
+        return False
+    markers = CONVENTIONS[language].doc_markers if language in CONVENTIONS else ()
+    if not markers:
+        return True
+    first, end = _comment_rows(lines, symbol.start_line - 1, symbol.def_line - 1, language)
+    return any(lines[r].lstrip().startswith(markers) for r in range(first, end))
 
 
 def _empty_string(statement: Node) -> bool:

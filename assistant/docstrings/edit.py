@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from assistant.docstrings import conventions
 from assistant.docstrings.generate import document_text, documentable
 from assistant.docstrings.run import resolve_style
+from assistant.errors import AssistError
 from assistant.index.languages import language_for_path
 from assistant.index.symbols import Symbol, extract_symbols
 
@@ -54,7 +55,8 @@ def docstring_edit(
     """The edit that documents the definition at `line` (1-based) of unsaved `text`, or None.
 
     The innermost documentable definition whose lines hold `line` is chosen; None when there is
-    none, it already has a doc (unless `update`), or the model wrote nothing usable.
+    none or it already has a doc (unless `update`). When the model's text is refused (see
+    `quality.py`), AssistError says why.
     """
     rel = ws.rules.check(path).rel or path
     language = language_for_path(rel)
@@ -73,8 +75,15 @@ def docstring_edit(
         cancel=cancel,
         progress=progress,
     )
-    if not any(o.status == "documented" and o.line == target.def_line for o in report.outcomes):
-        return None
+    mine = [o for o in report.outcomes if o.line == target.def_line]
+    if not any(o.status == "documented" for o in mine):
+        if not mine or (cancel is not None and cancel.is_set()):
+            return None  # it has its doc already, or the user moved on
+        why = next((o.reason for o in mine if o.reason), "the model wrote no usable text")
+        raise AssistError(
+            f"no docstring for {target.qualified_name}: {why}",
+            "ask again, or choose a code model (docs/models.md)",
+        )
     return _single_edit(text, report.new)
 
 

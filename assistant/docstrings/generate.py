@@ -13,10 +13,10 @@ import difflib
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
-from assistant.docstrings import conventions, render
+from assistant.docstrings import conventions, quality, render
 from assistant.docstrings.conventions import DOCUMENTABLE, Site, Style
 from assistant.errors import AssistError
 from assistant.index.symbols import Symbol, extract_symbols, parse_tree
@@ -134,8 +134,10 @@ def plan(
     if changed is not None:
         symbols = [s for s in symbols if _own_lines(s, symbols) & changed]
     report.total = len(symbols)
-    report.documented = sum(1 for s in symbols if s.doc)
-    report.targets = [s for s in symbols if update or not s.doc]
+    lines = text.split("\n")
+    documented = {s.qualified_name: conventions.has_doc(s, lines, language) for s in symbols}
+    report.documented = sum(documented.values())
+    report.targets = [s for s in symbols if update or not documented[s.qualified_name]]
     return report
 
 
@@ -159,8 +161,9 @@ def generate(
     max_tokens: int,
     cancel: threading.Event | None = None,
     progress: Progress | None = None,
-) -> str:
-    """The model's raw text for one site: FIM where the model has it, else a chat prompt."""
+) -> tuple[str, bool]:
+    """The model's raw text for one site (FIM where the model has it, else a chat prompt), and
+    whether the model closed the comment itself."""
     start, end = site.remove if site.remove is not None else (site.row, site.row)
     before, after = "\n".join(lines[:start]), "\n".join(lines[end:])
     before = before + "\n" if start else ""
@@ -178,7 +181,8 @@ def generate(
                 progress=progress,
             )
         )
-        return _cut_at_close(text, site)
+        kept = _cut_at_close(text, site)
+        return kept, len(kept) < len(text)  # the closing marker came: the text is whole
     symbol = site.symbol
     code = "\n".join(lines[symbol.start_line - 1 : symbol.end_line])[:_CODE_CHARS]
     messages = [
@@ -196,7 +200,42 @@ def generate(
             ),
         ),
     ]
-    return "".join(model.chat(messages, max_tokens=max_tokens, cancel=cancel, progress=progress))
+    text = "".join(model.chat(messages, max_tokens=max_tokens, cancel=cancel, progress=progress))
+    return text, False
+
+
+def _describe_params(
+    model: Model,
+    site: Site,
+    lines: list[str],
+    path: str,
+    parts: conventions.DocParts,
+    style: Style,
+    cancel: threading.Event | None,
+) -> conventions.DocParts:
+    """Fill in missing parameter descriptions, one short FIM answer each, written where the
+    project's convention puts them (`Args:` / `Parameters` / `:param`)."""
+    start, end = site.remove if site.remove is not None else (site.row, site.row)
+    before = "\n".join(lines[:start]) + ("\n" if start else "")
+    after = "\n".join(lines[end:])
+    described = dict(parts.params)
+    for name in quality.missing_params(parts, site):
+        if cancel is not None and cancel.is_set():
+            break
+        done = replace(parts, params=tuple(described.items()), returns="")
+        body = render.render(done, site, style)
+        text = "\n".join(body)
+        # Open the body at the new parameter's line and let the model finish it.
+        head = text.rsplit('"""', 1)[0].rstrip() if text.rstrip().endswith('"""') else text
+        lead = render.param_lead(site, style, name, has_section=bool(described))
+        prefix = (before + head + lead)[-_PREFIX_CHARS:]
+        suffix = ("\n" + site.indent + '"""' + "\n" + after)[:_SUFFIX_CHARS]
+        answer = "".join(model.infill(prefix, suffix, path=path, max_tokens=32, cancel=cancel))
+        line = answer.split("\n", 1)[0].split('"""', 1)[0].strip()
+        if line:
+            described[name] = render.tidy(line)
+    ordered = tuple((p.name, described[p.name]) for p in site.params if described.get(p.name))
+    return replace(parts, params=ordered)
 
 
 def _cut_at_close(text: str, site: Site) -> str:
@@ -228,6 +267,7 @@ def document_text(
     progress: Progress | None = None,
     on_symbol: Callable[[int, int, str], None] | None = None,
     rows: set[int] | None = None,
+    sections: bool = False,
 ) -> FileReport:
     """Plan, generate and apply the docs of one file's text; writes nothing.
 
@@ -262,7 +302,7 @@ def document_text(
             report.outcomes.append(_out(path, symbol, "skipped", "unstaged changes next to it"))
             continue
         try:
-            raw = generate(
+            raw, closed = generate(
                 model, site, lines, path, max_tokens=max_tokens, cancel=cancel,
                 progress=progress,
             )  # fmt: skip
@@ -271,9 +311,19 @@ def document_text(
             continue
         if cancel is not None and cancel.is_set():
             break
+        ended = closed or model.last_stats.stopped_by not in ("length", "budget")
         parts = render.parse_output(raw, site)
         if not parts.summary:
             report.outcomes.append(_out(path, symbol, "failed", "the model wrote no usable text"))
+            continue
+        wanted = sections and site.language == "python" and model.fim_kind != "emulated"
+        if wanted and quality.missing_params(parts, site):
+            # The summary is there, the parameters are not: ask for each one in its place.
+            parts = _describe_params(model, site, lines, path, parts, style, cancel)
+        refused = quality.problem(parts, site, ended=ended, sections=wanted)
+        if refused:
+            reason = f"generated doc refused: {refused}"
+            report.outcomes.append(_out(path, symbol, "skipped", reason))
             continue
         rendered = render.render(parts, site, style)
         if not parses("\n".join(render.insert(lines, site, rendered, eol)), language):

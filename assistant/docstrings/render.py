@@ -120,9 +120,15 @@ def parse_output(text: str, site: Site) -> DocParts:
     # The first paragraph, at most three sentences: small models ramble after that.
     first = " ".join("\n".join(summary).strip().split("\n\n")[0].split())
     sentences = _SENTENCE_END.split(first)
-    kept = _tidy(" ".join(sentences[:MAX_SENTENCES]))[:400].rstrip()
-    ordered = tuple((p.name, _tidy(params[p.name])) for p in site.params if params.get(p.name))
-    return DocParts(kept, ordered, _tidy(returns) if site.returns else "")
+    chosen = " ".join(sentences[:MAX_SENTENCES]).strip()
+    open_ended = len(sentences) <= MAX_SENTENCES and not chosen.rstrip("`'\")").endswith(
+        (".", "!", "?", ":")
+    )
+    if len(chosen) > 400:  # a loop or a ramble: cut at a word, and it did not end
+        chosen, open_ended = chosen[:400].rsplit(" ", 1)[0], True
+    kept = tidy(chosen)
+    ordered = tuple((p.name, tidy(params[p.name])) for p in site.params if params.get(p.name))
+    return DocParts(kept, ordered, tidy(returns) if site.returns else "", open_ended)
 
 
 def _match_param(line: str, known: dict[str, str]) -> tuple[str, str] | None:
@@ -135,7 +141,7 @@ def _match_param(line: str, known: dict[str, str]) -> tuple[str, str] | None:
     return None
 
 
-def _tidy(text: str) -> str:
+def tidy(text: str) -> str:
     text = text.strip().strip("`").strip()
     text = text.rstrip("\\")
     if text and text[0].isalpha():
@@ -185,6 +191,19 @@ def render(parts: DocParts, site: Site, style: Style = "google") -> list[str]:
         inner = [f"{pad}{conv.middle} {b}".rstrip() if b else f"{pad}{conv.middle}" for b in body]
         return [f"{pad}{conv.opener}", *inner, f"{pad}{conv.closer}"]
     return [f"{pad}{conv.opener} {b}".rstrip() if b else f"{pad}{conv.opener}" for b in body]
+
+
+def param_lead(site: Site, style: Style, name: str, *, has_section: bool) -> str:
+    """The text that comes before parameter `name`'s description in `style`, starting a new
+    section when there is none yet: the prefix a model completes with the description."""
+    pad = site.indent
+    if style == "numpy":
+        head = "" if has_section else f"\n\n{pad}Parameters\n{pad}----------"
+        return f"{head}\n{pad}{name}\n{pad}    "
+    if style == "rest":
+        return ("\n" if has_section else "\n\n") + f"{pad}:param {name}: "
+    head = "" if has_section else f"\n\n{pad}Args:"
+    return f"{head}\n{pad}    {name}: "
 
 
 def _python_sections(parts: DocParts, site: Site, style: Style) -> list[str]:

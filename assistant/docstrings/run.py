@@ -58,9 +58,23 @@ _STYLE_MARKS: dict[Style, re.Pattern[str]] = {
 }
 
 
-@lru_cache(maxsize=8)
+def wants_sections(ws: Workspace) -> bool:
+    """Whether generated Python docs must describe every parameter: the user chose a style,
+    or the repository's own docs have Args/Parameters/:param sections."""
+    if ws.settings.docstring.style != "auto":
+        return True
+    return sum(_style_counts(ws.root).values()) > 0
+
+
 def detect_style(root: Path, max_files: int = 300) -> Style:
     """The Python docstring style most used in the repository's tracked files; Google if none."""
+    counts = _style_counts(root, max_files)
+    best = max(conventions.STYLES, key=lambda s: counts[s])
+    return best if counts[best] else "google"
+
+
+@lru_cache(maxsize=8)
+def _style_counts(root: Path, max_files: int = 300) -> dict[Style, int]:
     from assistant.repo.files import list_paths
 
     paths = list_paths(root)
@@ -72,8 +86,7 @@ def detect_style(root: Path, max_files: int = 300) -> Style:
             continue
         for style, pattern in _STYLE_MARKS.items():
             counts[style] += len(pattern.findall(text))
-    best = max(conventions.STYLES, key=lambda s: counts[s])
-    return best if counts[best] else "google"
+    return counts
 
 
 def collect(ws: Workspace, paths: list[str]) -> tuple[list[str], list[Outcome]]:
@@ -133,6 +146,7 @@ def run(
         yield report
     changed = changed_lines(ws.root) if changed_only else None
     chosen_style = resolve_style(ws, style) if generate_docs else "google"
+    sections = generate_docs and wants_sections(ws)
     for n, rel in enumerate(files):
         if cancel is not None and cancel.is_set():
             return
@@ -167,6 +181,7 @@ def run(
                 max_tokens=ws.settings.docstring.max_tokens,
                 cancel=cancel,
                 on_symbol=progress,
+                sections=sections,
             )
             if write and report.changed and not (cancel is not None and cancel.is_set()):
                 if write_atomic(full, report.new, expected=raw):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from assistant.docstrings import conventions, generate
 from assistant.docstrings.generate import FileReport
-from assistant.docstrings.run import resolve_style, unwritten
+from assistant.docstrings.run import resolve_style, unwritten, wants_sections
 from assistant.errors import AssistError
 from assistant.index.languages import language_for_path
 from assistant.repo.atomic import write_atomic
@@ -111,6 +111,7 @@ def document_staged(start: Path, files: list[str] | None = None) -> HookResult:
                 r for hunk in stashed[rel] for r in _inside(hunk, staged_text.count("\n"))
             }
         style = style or resolve_style(ws)
+        sections = wants_sections(ws)
         ws.rules.check(top / rel)
         report = generate.document_text(
             ws.model,
@@ -121,6 +122,7 @@ def document_staged(start: Path, files: list[str] | None = None) -> HookResult:
             changed=lines,
             max_tokens=ws.settings.docstring.max_tokens,
             rows=rows,
+            sections=sections,
         )
         result.reports.append(report)
         if not report.changed:

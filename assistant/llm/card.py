@@ -71,6 +71,16 @@ def build_card(
     started = time.perf_counter()
     model = open_model(settings)
     say(f"loaded in {time.perf_counter() - started:.1f} s")
+    plan = model.gpu_plan if isinstance(model, LocalModel) else None
+    if plan is not None:
+        card["gpu_plan"] = {
+            "layers": plan.layers,
+            "block_count": plan.block_count,
+            "gpu_bytes": plan.gpu_bytes,
+            "free_bytes": plan.free_bytes,
+            "total_bytes": plan.total_bytes,
+            "summary": plan.describe(),
+        }
     card["fim"] = model.fim_label
     card["fim_kind"] = model.fim_kind
     card["fim_tokens"] = None
@@ -186,7 +196,8 @@ def format_card(card: dict[str, Any]) -> str:
         (
             "GPU offload",
             ("available" if env["gpu_offload_available"] else "not in this build")
-            + f", n_gpu_layers={env['n_gpu_layers']}",
+            + f", n_gpu_layers={env['n_gpu_layers']}"
+            + (f": {card['gpu_plan']['summary']}" if card.get("gpu_plan") else ""),
         ),
     ]
     if card.get("demo"):

@@ -12,6 +12,7 @@ import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +51,37 @@ TENSOR_TYPES = {
 }  # fmt: skip
 
 
+# ggml type -> (values per block, bytes per block), from ggml's type traits.
+_BLOCKS = {
+    0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34),
+    9: (32, 36), 10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210),
+    15: (256, 292), 16: (256, 66), 17: (256, 74), 18: (256, 98), 19: (256, 50), 20: (32, 18),
+    21: (256, 110), 22: (256, 82), 23: (256, 136), 24: (1, 1), 25: (1, 2), 26: (1, 4),
+    27: (1, 8), 28: (1, 8), 29: (256, 56), 30: (1, 2), 34: (256, 54), 35: (256, 66),
+}  # fmt: skip
+
+
+def tensor_bytes(shape: tuple[int, ...], ggml_type: int) -> int | None:
+    """Bytes of a tensor's data from its type's block layout; None for an unknown type."""
+    if ggml_type not in _BLOCKS:
+        return None
+    per_block, block_bytes = _BLOCKS[ggml_type]
+    count = 1
+    for d in shape:
+        count *= d
+    return -(-count // per_block) * block_bytes
+
+
 @dataclass(frozen=True)
 class TensorInfo:
     name: str
     shape: tuple[int, ...]
     type: int
+    offset: int = 0
+    """Where its data starts, relative to the data section."""
+    nbytes: int = 0
+    """Bytes of data: from the type's block layout, or up to the next tensor's offset for a
+    type this table does not know."""
 
 
 @dataclass(frozen=True)
@@ -227,9 +254,20 @@ def _parse(buf: mmap.mmap, path: Path, size: int) -> GGUFInfo:
             raise r.fail(f"tensor {name} has {n_dims} dimensions")
         shape = tuple(r.u64() for _ in range(n_dims))
         ttype = r.u32()
-        r.u64()  # data offset
-        tensors.append(TensorInfo(name, shape, ttype))
-    return GGUFInfo(path, version, size, metadata, tuple(tensors))
+        tensors.append(TensorInfo(name, shape, ttype, r.u64()))
+    align = metadata.get("general.alignment", 32)
+    align = align if isinstance(align, int) and align > 0 else 32
+    data_start = -(-r.pos // align) * align
+    ends = sorted({t.offset for t in tensors} | {max(size - data_start, 0)})
+    after = dict(pairwise(ends))
+    sized = tuple(
+        TensorInfo(t.name, t.shape, t.type, t.offset, nbytes)
+        for t in tensors
+        for known in [tensor_bytes(t.shape, t.type)]
+        for nbytes in [known if known is not None else max(after.get(t.offset, 0) - t.offset, 0)]
+    )
+
+    return GGUFInfo(path, version, size, metadata, sized)
 
 
 def iter_special_tokens(info: GGUFInfo) -> Iterator[tuple[str, int, str]]:

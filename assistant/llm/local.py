@@ -25,6 +25,7 @@ from assistant.llm.chat_templates import Message, render_chat
 from assistant.llm.emulation import emulated_infill
 from assistant.llm.fim import ContextFile, FimFormat, build_fim_tokens, detect_fim
 from assistant.llm.gguf import GGUFInfo, read_gguf
+from assistant.llm.gpu_plan import GpuPlan, resolve_layers
 from assistant.llm.protocol import Budget, FimKind, GenerationStats, Progress
 from assistant.llm.streaming import Flight, Reporter, relay
 
@@ -73,6 +74,8 @@ class LocalModel:
             if tid is not None:
                 self._end_ids.add(tid)
         self._specials: list[str] | None = None
+        self.gpu_plan: GpuPlan | None = None
+        """What `model.n_gpu_layers = "auto"` decided, for the model card."""
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], settings: ModelSettings) -> LocalModel:
@@ -83,6 +86,7 @@ class LocalModel:
         n_ctx = settings.n_ctx
         if info.context_length:
             n_ctx = min(n_ctx, info.context_length)
+        gpu_layers, plan = resolve_layers(settings.n_gpu_layers, info, n_ctx)
         captured = io.StringIO()
         # verbose=False would redirect file descriptors 1 and 2 to /dev/null while loading,
         # swallowing anything a language server writes to stdout meanwhile. Keep verbose=True
@@ -93,7 +97,7 @@ class LocalModel:
                     model_path=str(info.path),
                     n_ctx=n_ctx,
                     n_threads=settings.n_threads or None,
-                    n_gpu_layers=settings.n_gpu_layers,
+                    n_gpu_layers=gpu_layers,
                     verbose=True,
                 )
         except (ValueError, RuntimeError, OSError) as exc:
@@ -107,7 +111,9 @@ class LocalModel:
             llama_logger.set_verbose(False)
         log.debug("llama.cpp output while loading:\n%s", captured.getvalue())
         llama.verbose = False  # otherwise every generate() prints cache hits to stderr
-        return cls(info, llama, settings)
+        model = cls(info, llama, settings)
+        model.gpu_plan = plan
+        return model
 
     # -- facts -----------------------------------------------------------------------------
 

@@ -57,6 +57,16 @@ def choose_model(settings: Settings) -> ModelChoice:
     if settings.model.url:
         return ModelChoice("remote", settings.model.url, settings.origin("model.url"))
     if settings.model.path:
+        path = Path(settings.model.path)
+        if not path.exists():
+            # A short name from `assist model list` (an Ollama tag, a file in LM Studio's or
+            # Hugging Face's folders) rather than a path: use the file it names.
+            from assistant.llm.catalog import resolve_name
+
+            found = resolve_name(path.name, settings.model.search_paths)
+            if found is not None:
+                origin = f"{settings.origin('model.path')}, the model named {path.name}"
+                return ModelChoice("local", str(found), origin)
         return ModelChoice("local", settings.model.path, settings.origin("model.path"))
     return ModelChoice("local", str(embedded_model_path()), EMBEDDED_ORIGIN)
 
