@@ -198,6 +198,12 @@ class RemoteModel:
                 self._infill = False
             else:
                 self._infill = True
+                if max_tokens == 0:
+                    # A warm-up: llama-server still samples one token for `n_predict: 0`;
+                    # the prompt is in its cache now, and the token is nobody's.
+                    for _ in chunks:
+                        pass
+                    return iter(())
                 return _chain(first, chunks)
         return emulated_infill(
             self, prefix, suffix, path=path, context=context, max_tokens=max_tokens,
