@@ -45,11 +45,7 @@ def document_staged(start: Path, files: list[str] | None = None) -> HookResult:
     ws = Workspace.open(top, require_repo=True)
     result = HookResult(fail_on_change=ws.settings.docstring.hook_fail_on_change)
     base = "HEAD" if has_head(top, env) else EMPTY_TREE
-    listed = text(
-        top, "diff", "--cached", "--name-only", "-z", "--diff-filter=ACMR", "--no-renames", base
-    )
-    staged = [p for p in listed.split("\0") if p]
-    renamed = _renames(top, base)
+    staged, renamed = _staged_paths(top, base)
     if files is not None:
         wanted = {ws.rules.relative(f) for f in files}
         staged = [p for p in staged if p in wanted]
@@ -160,15 +156,27 @@ def document_staged(start: Path, files: list[str] | None = None) -> HookResult:
     return result
 
 
-def _renames(top: Path, base: str) -> dict[str, str]:
-    """Staged renames (git's own detection, as `git status` shows them): new path -> old."""
-    out = text(top, "diff", "--cached", "--name-status", "-z", "-M", "--diff-filter=R", base)
+def _staged_paths(top: Path, base: str) -> tuple[list[str], dict[str, str]]:
+    """The staged files that have content (added, copied, modified, renamed), and the renames
+    among them (git's own detection, as `git status` shows them): new path -> old. One git
+    call: the hook runs on every commit."""
+    out = text(top, "diff", "--cached", "--name-status", "-z", "-M", "--diff-filter=ACMR", base)
     fields = out.split("\0")
-    found: dict[str, str] = {}
-    for i in range(0, len(fields) - 2, 3):
-        if fields[i].startswith("R"):
-            found[fields[i + 2]] = fields[i + 1]
-    return found
+    paths: list[str] = []
+    renamed: dict[str, str] = {}
+    i = 0
+    while i + 1 < len(fields):
+        status = fields[i]
+        if status[:1] in ("R", "C"):  # two names: old, new
+            old, new = fields[i + 1], fields[i + 2]
+            if status[0] == "R":
+                renamed[new] = old
+            paths.append(new)
+            i += 3
+        else:
+            paths.append(fields[i + 1])
+            i += 2
+    return [p for p in paths if p], renamed
 
 
 def _inside(hunk: tuple[int, int], lines: int) -> range:

@@ -260,14 +260,14 @@ def _parse(buf: mmap.mmap, path: Path, size: int) -> GGUFInfo:
     data_start = -(-r.pos // align) * align
     ends = sorted({t.offset for t in tensors} | {max(size - data_start, 0)})
     after = dict(pairwise(ends))
-    sized = tuple(
-        TensorInfo(t.name, t.shape, t.type, t.offset, nbytes)
-        for t in tensors
-        for known in [tensor_bytes(t.shape, t.type)]
-        for nbytes in [known if known is not None else max(after.get(t.offset, 0) - t.offset, 0)]
-    )
+    sized = []
+    for t in tensors:
+        nbytes = tensor_bytes(t.shape, t.type)
+        if nbytes is None:  # a type the table lacks: up to the next tensor's data
+            nbytes = max(after.get(t.offset, 0) - t.offset, 0)
+        sized.append(TensorInfo(t.name, t.shape, t.type, t.offset, nbytes))
 
-    return GGUFInfo(path, version, size, metadata, sized)
+    return GGUFInfo(path, version, size, metadata, tuple(sized))
 
 
 def iter_special_tokens(info: GGUFInfo) -> Iterator[tuple[str, int, str]]:
