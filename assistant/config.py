@@ -58,6 +58,12 @@ class ModelSettings:
     """FIM format: `auto` (read from the GGUF), `emulate`, or a family name (see docs/models.md)."""
     timeout: float = field(default=120.0, metadata={"min": 0.1, "max": 86_400.0})
     """Seconds to wait for a remote server before giving up."""
+    host: bool = True
+    """Serve a local model from one per-user host process that the TUI, the language server,
+    the hook and the CLI share (one copy of the weights; see docs/models.md); off loads it in
+    each process."""
+    host_idle: float = field(default=600.0, metadata={"min": 1.0, "max": 604_800.0})
+    """Seconds the model host waits without a request before it exits, freeing the memory."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -8,6 +11,21 @@ from tiny_gguf import CHATML, write_tiny_gguf
 
 from assistant.config import ModelSettings
 from assistant.llm.local import LocalModel
+
+# Tests load their generated models in-process unless they test the model host
+# (tests/test_model_host.py); a subprocess that drops ASSIST_* variables (tests/test_cli.py)
+# gets real hosts, kept in this session's own runtime directory and stopped at its end.
+os.environ["ASSIST_MODEL_HOST"] = "false"
+os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="assist-run-")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stop_model_hosts() -> Iterator[None]:
+    yield
+    from assistant.llm.hosting import stop_hosts
+
+    stop_hosts()
+    shutil.rmtree(os.environ["XDG_RUNTIME_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -256,7 +256,9 @@ def test_cancel_stops_a_completion_in_flight(
 def test_stdout_carries_only_the_protocol(tmp_path: Path, lsp_repo: Path, fim_gguf: Path) -> None:
     """Even a model load (llama.cpp's chatter) writes nothing to stdout but protocol frames."""
     cmd = [sys.executable, "-m", "assistant", "-v", "lsp"]
-    c = RawLspClient(cmd, lsp_repo, lsp_env(tmp_path, fim_gguf), tmp_path / "lsp.err")
+    env = lsp_env(tmp_path, fim_gguf)
+    env["ASSIST_MODEL_HOST"] = "false"  # the model loads in this process, chatter and all
+    c = RawLspClient(cmd, lsp_repo, env, tmp_path / "lsp.err")
     try:
         c.initialize(lsp_repo)
         uri = open_doc(c, lsp_repo / "shapes" / "report.py")

@@ -1,7 +1,9 @@
-"""One contract for every `Model`: local llama.cpp, and a real OpenAI-compatible server on loopback.
+"""One contract for every `Model`: local llama.cpp, a real OpenAI-compatible server on loopback,
+and the per-user model host that front-ends share.
 
 The server is llama-cpp-python's own (`python -m llama_cpp.server`) serving the same tiny GGUF,
-so RemoteModel is tested against real HTTP streaming, not a mock.
+so RemoteModel is tested against real HTTP streaming, not a mock; the host is the real host
+process (`python -m assistant.llm.host`) on its Unix socket.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from servers import free_port, llama_cpp_server
 from assistant.config import ModelSettings
 from assistant.errors import AssistError
 from assistant.llm.chat_templates import Message
+from assistant.llm.hosting import HostedModel
 from assistant.llm.local import LocalModel
 from assistant.llm.protocol import Model
 from assistant.llm.remote import RemoteModel
@@ -28,11 +31,13 @@ def server_url(chat_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield url + "/v1"
 
 
-@pytest.fixture(params=["local", "remote"])
+@pytest.fixture(params=["local", "remote", "hosted"])
 def model(request: pytest.FixtureRequest, chat_gguf: Path) -> Model:
     settings = ModelSettings(temperature=0.0, max_tokens=16)
     if request.param == "local":
         return LocalModel.load(chat_gguf, settings)
+    if request.param == "hosted":
+        return HostedModel(str(chat_gguf), settings)
     return RemoteModel(request.getfixturevalue("server_url"), settings)
 
 

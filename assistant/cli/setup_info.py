@@ -18,6 +18,8 @@ def cmd_model(args: argparse.Namespace) -> int:
         return _list_models(args)
     if args.action == "pull":
         return _pull(args)
+    if args.action in ("hosts", "stop"):
+        return _hosts(args)
 
     def step(line: str) -> None:
         print(f"assist: {line}", file=sys.stderr, flush=True)
@@ -39,6 +41,25 @@ def _pull(args: argparse.Namespace) -> int:
     path = pull(args.repo, file=args.file, quant=args.quant, revision=args.revision)
     print(path)
     print(f"assist: use it with --model {path.stem} (or model.path)", file=sys.stderr)
+    return 0
+
+
+def _hosts(args: argparse.Namespace) -> int:
+    """`assist model hosts` / `stop`: this user's model hosts, and stopping them."""
+    from assistant.llm.hosting import running_hosts, stop_hosts
+
+    hosts = stop_hosts() if args.action == "stop" else running_hosts()
+    if args.json:
+        print(json.dumps(hosts, indent=2))
+        return 0
+    if not hosts:
+        print("no model host is running" if args.action == "hosts" else "no model host to stop")
+        return 0
+    for h in hosts:
+        what = "stopped" if args.action == "stop" else "serving"
+        print(f"pid {h['pid']}  {what} {h['name']}  {h['resident_bytes'] / 2**20:.0f} MB resident  "
+              f"{h['requests']} requests  idle {h['idle_for_s']:.0f} of {h['idle_s']:.0f} s  "
+              f"({h['socket']})")  # fmt: skip
     return 0
 
 
@@ -135,8 +156,9 @@ def register(sub: Any) -> None:
         "model", help="the model card (metadata, FIM, GPU plan, speed), or `list` the models here"
     )
     p.add_argument(
-        "action", nargs="?", choices=["list", "pull"],
-        help="list: GGUF files found here; pull REPO: download one from Hugging Face",
+        "action", nargs="?", choices=["list", "pull", "hosts", "stop"],
+        help="list: GGUF files found here; pull REPO: download one from Hugging Face; hosts: "
+        "the model hosts front-ends share; stop: stop them",
     )  # fmt: skip
     p.add_argument("repo", nargs="?", help="for pull: the repository, OWNER/NAME")
     p.add_argument("--file", help="for pull: this file of the repository")

@@ -361,7 +361,7 @@ class CompletionEngine:
     def editor_budget(self) -> Budget:
         """The time limits of a completion an editor asked for while the user types."""
         s = self.settings
-        return Budget(prompt_s=s.prompt_ms / 1000, generate_s=s.generate_ms / 1000)
+        return Budget(prompt_s=s.prompt_ms / 1000, generate_s=s.generate_ms / 1000, background=True)
 
     def _relative(self, path: str) -> str | None:
         """The repository path of the file, or None for a file outside the repository.

@@ -6,9 +6,11 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from assistant.config import Settings
+from assistant.errors import AssistError
 from assistant.llm.chat_templates import Message
 from assistant.llm.gguf import iter_special_tokens, read_gguf
 from assistant.llm.local import LocalModel
@@ -69,7 +71,7 @@ def build_card(
         card.update(url=choice.location, name=settings.model.remote_model or choice.location)
     say(f"loading {card['name']} …")
     started = time.perf_counter()
-    model = open_model(settings)
+    model = open_model(settings, hosted=False)  # measured here, not behind a host's queue
     say(f"loaded in {time.perf_counter() - started:.1f} s")
     plan = model.gpu_plan if isinstance(model, LocalModel) else None
     if plan is not None:
@@ -114,7 +116,22 @@ def build_card(
                 "sample": text[:60],
             }
     card["environment"] = _environment(settings)
+    if choice.kind == "local":
+        card["host"] = _host(choice.location, settings)
     return card
+
+
+def _host(path: str, settings: Settings) -> dict[str, Any]:
+    """Whether front-ends share this model through a host, and the one running now."""
+    from assistant.llm.hosting import Host, HostSpec, hosting_supported
+
+    if not settings.model.host or not hosting_supported():
+        return {"shared": False, "running": None}
+    try:
+        running = Host(HostSpec(str(Path(path).resolve()), settings.model, 0)).props()
+    except (AssistError, OSError) as exc:
+        return {"shared": True, "running": None, "error": str(exc)}
+    return {"shared": True, "running": running}
 
 
 def _size(n: float) -> str:
@@ -200,6 +217,18 @@ def format_card(card: dict[str, Any]) -> str:
             + (f": {card['gpu_plan']['summary']}" if card.get("gpu_plan") else ""),
         ),
     ]
+    host = card.get("host")
+    if host is not None:
+        running = host.get("running")
+        if not host["shared"]:
+            line = "off (model.host = false): each front-end loads its own copy"
+        elif running:
+            mb = running["resident_bytes"] / 2**20
+            line = (f"pid {running['pid']}, {mb:.0f} MB resident, {running['requests']} "
+                    f"requests, exits after {running['idle_s']:.0f} s idle")  # fmt: skip
+        else:
+            line = "none running; the first front-end that needs the model starts one"
+        rows.append(("model host", line))
     if card.get("demo"):
         rows.append(("note", DEMO_NOTE))
     width = max(len(k) for k, _ in rows)

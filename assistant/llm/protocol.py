@@ -19,6 +19,10 @@ FimKind = Literal["tokens", "server", "emulated"]
 StopReason = Literal["", "stop token", "stop string", "length", "cancel", "budget", "end"]
 """Why the last request stopped: `length` is the token limit, `budget` a time limit."""
 Phase = Literal["prompt", "generate"]
+Priority = Literal["explicit", "background", "idle"]
+"""Who waits for a request: a person who asked (chat, a docstring, `assist complete`), an editor
+offering text while its user types, or nobody (a cache warm-up). A shared model host serves them
+in that order (llm/schedule.py)."""
 
 
 @dataclass
@@ -72,6 +76,16 @@ class Budget:
 
     prompt_s: float | None = None
     generate_s: float | None = None
+    background: bool = False
+    """Text offered while the user types, which nobody explicitly asked for: a shared model
+    host serves it after explicit requests and drops it once a newer one supersedes it."""
+
+
+def priority_of(max_tokens: int | None, budget: Budget | None) -> Priority:
+    """A request's priority from how it was made: `max_tokens=0` only warms a cache."""
+    if max_tokens == 0:
+        return "idle"
+    return "background" if budget is not None and budget.background else "explicit"
 
 
 class Model(Protocol):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
 import socket
 import threading
 import time
@@ -26,7 +27,15 @@ from assistant.errors import AssistError
 from assistant.llm.chat_templates import Message
 from assistant.llm.emulation import emulated_infill
 from assistant.llm.fim import ContextFile
-from assistant.llm.protocol import Budget, FimKind, GenerationStats, Progress, StopReason
+from assistant.llm.protocol import (
+    Budget,
+    FimKind,
+    GenerationStats,
+    Priority,
+    Progress,
+    StopReason,
+    priority_of,
+)
 from assistant.llm.streaming import Flight, Reporter, relay
 
 CHARS_PER_TOKEN = 3.5
@@ -37,6 +46,10 @@ class ServerError(AssistError):
     def __init__(self, message: str, hint: str, code: int) -> None:
         super().__init__(message, hint)
         self.code = code
+
+
+class ServerGone(AssistError):
+    """The server could not be reached, or closed the connection mid-answer."""
 
 
 class RemoteModel:
@@ -54,6 +67,26 @@ class RemoteModel:
         self.last_stats = GenerationStats()
         self._infill: bool | None = None  # unknown until the server is asked
         self._flight = Flight()
+        self.ends_with_done = False
+        """The server always ends a stream with `[DONE]` (a model host does), so a stream
+        without it was cut short."""
+        self.lane = f"{os.getpid()}-{id(self):x}"
+        """Names this client to a shared model host, whose newer request supersedes its older."""
+
+    def connection(self) -> http.client.HTTPConnection:
+        """A new connection to the server (a model host's is a Unix socket)."""
+        parts = self._parsed
+        cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        return cls(parts.hostname or "", parts.port, timeout=self.settings.timeout)
+
+    def headers(self, priority: Priority) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        if self.settings.api_key:
+            headers["Authorization"] = f"Bearer {self.settings.api_key}"
+        # Read by a model host (llm/host.py); other servers ignore unknown headers.
+        headers["X-Assist-Priority"] = priority
+        headers["X-Assist-Lane"] = self.lane
+        return headers
 
     # -- facts -----------------------------------------------------------------------------
 
@@ -97,10 +130,10 @@ class RemoteModel:
         stop: Sequence[str] = (),
         progress: Progress | None = None,
         budget: Budget | None = None,
-        background: bool = False,
+        priority: Priority = "explicit",
     ) -> Iterator[str]:
         cancel = cancel or threading.Event()
-        if background:
+        if priority == "idle":
             if not self._flight.begin_idle(cancel):
                 return  # a warm-up never pre-empts a request
         else:
@@ -110,10 +143,10 @@ class RemoteModel:
             self.last_stats = stats
             report = Reporter(stats, progress)
             started = time.perf_counter()
-            connection = _Connection(self, endpoint, body, cancel, budget)
+            connection = _Connection(self, endpoint, body, cancel, budget, priority)
             try:
                 response = connection.open()
-                pieces = _events(response, pick, stats, cancel, connection)
+                pieces = _events(response, pick, stats, cancel, connection, report)
                 yield from relay(
                     pieces, stats, started=started, stop=stop, cancel=cancel,
                     generate_s=budget.generate_s if budget else None, report=report,
@@ -141,7 +174,7 @@ class RemoteModel:
         body = self._body(_with_grammar({"prompt": prompt}, grammar), max_tokens)
         return self._stream(
             "/v1/completions", body, _completion_text, cancel, stop=stop, progress=progress,
-            budget=budget,
+            budget=budget, priority=priority_of(max_tokens, budget),
         )  # fmt: skip
 
     def chat(
@@ -159,8 +192,9 @@ class RemoteModel:
         payload = [{"role": m.role, "content": m.content} for m in messages]
         body = self._body(_with_grammar({"messages": payload}, grammar), max_tokens)
         return self._stream(
-            "/v1/chat/completions", body, _chat_text, cancel, progress=progress, budget=budget
-        )
+            "/v1/chat/completions", body, _chat_text, cancel, progress=progress, budget=budget,
+            priority=priority_of(max_tokens, budget),
+        )  # fmt: skip
 
     def infill(
         self,
@@ -181,6 +215,7 @@ class RemoteModel:
                 "input_prefix": prefix,
                 "input_suffix": suffix,
                 "input_extra": [{"filename": c.path, "text": c.text} for c in context],
+                "path": path,
                 "n_predict": self.settings.max_tokens if max_tokens is None else max_tokens,
                 "temperature": self.settings.temperature,
                 "cache_prompt": True,
@@ -189,7 +224,7 @@ class RemoteModel:
             try:
                 chunks = self._stream(
                     "/infill", body, _infill_text, cancel, progress=progress, budget=budget,
-                    background=max_tokens == 0,
+                    priority=priority_of(max_tokens, budget),
                 )  # fmt: skip
                 first = next(chunks, None)
             except ServerError as exc:
@@ -230,22 +265,23 @@ class _Connection:
         body: dict[str, Any],
         cancel: threading.Event,
         budget: Budget | None,
+        priority: Priority,
     ) -> None:
         self.model, self.endpoint, self.body, self.cancel = model, endpoint, body, cancel
+        self.priority = priority
         self.prompt_s = budget.prompt_s if budget else None
         self.conn: http.client.HTTPConnection | None = None
         self.done = threading.Event()
         self.first_byte = threading.Event()
+        self.finished = False
+        """The server said `[DONE]`."""
         self.timed_out = False
 
     def open(self) -> http.client.HTTPResponse:
         model = self.model
         parts = model._parsed
-        cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        self.conn = cls(parts.hostname or "", parts.port, timeout=model.settings.timeout)
-        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-        if model.settings.api_key:
-            headers["Authorization"] = f"Bearer {model.settings.api_key}"
+        self.conn = model.connection()
+        headers = model.headers(self.priority)
         threading.Thread(target=self._watch, name="assist-remote-cancel", daemon=True).start()
         where = f"{model.url}{self.endpoint}"
         try:
@@ -256,7 +292,7 @@ class _Connection:
                 raise _Cancelled("cancel") from None
             if self.timed_out:
                 raise _Cancelled("budget") from None
-            raise AssistError(
+            raise ServerGone(
                 f"cannot reach the model server at {model.url}: {exc}",
                 "start the server, or fix model.url / ASSIST_MODEL_URL",
             ) from None
@@ -299,11 +335,17 @@ def _events(
     stats: GenerationStats,
     cancel: threading.Event,
     connection: _Connection,
+    report: Reporter,
 ) -> Iterator[str]:
-    """The text of each server-sent event (one per generated token on llama-server)."""
+    """The text of each server-sent event (one per generated token on llama-server).
+
+    Besides text, a server may send how far it has read the prompt (`prompt_progress`, as
+    llama-server does when asked and a model host always does), its own account of the request
+    (`assist_stats`, from a model host) or an `error`; a comment line only keeps the
+    connection alive while a host queues the request.
+    """
     try:
         for raw in response:
-            connection.first_byte.set()
             if cancel.is_set():
                 stats.stopped_by = "cancel"
                 return
@@ -312,12 +354,26 @@ def _events(
                 continue
             data = line[5:].strip()
             if data == "[DONE]":
+                connection.finished = True
                 return
             try:
                 event = json.loads(data)
             except json.JSONDecodeError:
                 continue
             if not isinstance(event, dict):
+                continue
+            if _read_progress(event, stats):
+                report()
+                continue
+            connection.first_byte.set()
+            if isinstance(event.get("error"), dict):
+                error = event["error"]
+                raise AssistError(
+                    str(error.get("message") or "the model server reported an error"),
+                    str(error.get("hint") or "check the server's log"),
+                )
+            if isinstance(event.get("assist_stats"), dict):
+                _read_stats(event["assist_stats"], stats)
                 continue
             usage = event.get("usage")
             if isinstance(usage, dict):
@@ -332,12 +388,40 @@ def _events(
         if connection.timed_out:
             raise _Cancelled("budget") from None
         if not cancel.is_set():
-            raise AssistError(
+            raise ServerGone(
                 "the model server closed the connection mid-answer",
                 "check the server's log",
             ) from None
     if cancel.is_set():
         stats.stopped_by = "cancel"
+    elif connection.model.ends_with_done and not connection.finished:
+        # http.client ends a chunked stream cut short as if it were complete.
+        raise ServerGone(
+            "the model server closed the connection mid-answer", "check the server's log"
+        )
+
+
+def _read_progress(event: dict[str, Any], stats: GenerationStats) -> bool:
+    progress = event.get("prompt_progress")
+    if not isinstance(progress, dict):
+        return False
+    stats.prompt_tokens = int(progress.get("total") or 0)
+    stats.cached_tokens = int(progress.get("cache") or 0)
+    stats.prompt_done = int(progress.get("processed") or 0)
+    return True
+
+
+_STOPS: tuple[StopReason, ...] = ("stop token", "stop string", "length", "cancel", "budget", "end")
+
+
+def _read_stats(values: dict[str, Any], stats: GenerationStats) -> None:
+    stats.prompt_tokens = int(values.get("prompt_tokens") or stats.prompt_tokens)
+    stats.cached_tokens = int(values.get("cached_tokens") or 0)
+    stats.wait_ms = float(values.get("wait_ms") or 0.0)
+    reason = values.get("stopped_by")
+    for known in _STOPS:
+        if reason == known:
+            stats.stopped_by = known
 
 
 def _with_grammar(body: dict[str, Any], grammar: str | None) -> dict[str, Any]:

@@ -71,10 +71,16 @@ def choose_model(settings: Settings) -> ModelChoice:
     return ModelChoice("local", str(embedded_model_path()), EMBEDDED_ORIGIN)
 
 
-def open_model(settings: Settings) -> Model:
+def open_model(settings: Settings, *, hosted: bool | None = None) -> Model:
+    """The model to use; a local one through the per-user model host when `model.host` is on
+    (or `hosted` says so), so front-ends share one copy of its weights."""
     choice = choose_model(settings)
     if choice.kind == "remote":
         from assistant.llm.remote import RemoteModel
 
         return RemoteModel(choice.location, settings.model)
+    from assistant.llm.hosting import HostedModel, hosting_supported
+
+    if (settings.model.host if hosted is None else hosted) and hosting_supported():
+        return HostedModel(choice.location, settings.model)
     return LocalModel.load(choice.location, settings.model)
