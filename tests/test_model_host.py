@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -52,10 +53,8 @@ def alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def runtime(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A runtime directory of this test's own (short: socket paths are limited)."""
-    import tempfile
-
     where = Path(tempfile.mkdtemp(prefix="ah-"))
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(where))
     monkeypatch.setenv("ASSIST_MODEL_HOST", "true")
@@ -119,9 +118,7 @@ def test_the_three_front_ends_share_one_model(
     assert len(hosts) == 1
     pid = hosts[0]["pid"]
 
-    lsp = RawLspClient(
-        [sys.executable, "-m", "assistant", "lsp"], repo, env, tmp_path / "lsp.err"
-    )
+    lsp = RawLspClient([sys.executable, "-m", "assistant", "lsp"], repo, env, tmp_path / "lsp.err")
     try:
         lsp.initialize(repo)
         uri = (repo / "calc.py").as_uri()
