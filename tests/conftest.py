@@ -59,5 +59,10 @@ def chat_model(chat_gguf: Path) -> LocalModel:
 
 @pytest.fixture
 def isolated_env(tmp_path: Path) -> dict[str, str]:
-    """An environment with no user config and no ASSIST_* variables."""
-    return {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "HOME": str(tmp_path / "home")}
+    """An environment with no user config and no ASSIST_* variables but one: the model loads
+    in-process (tests/test_model_host.py tests the shared host)."""
+    return {
+        "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+        "HOME": str(tmp_path / "home"),
+        "ASSIST_MODEL_HOST": "false",
+    }

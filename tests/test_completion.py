@@ -103,6 +103,7 @@ def indexed_ws(tmp_path: Path, make_gguf: Callable[..., Path]) -> Workspace:
     (root / "shapes" / "report.py").write_text(REPORT)
     (root / ".env").write_text("SECRET=1\n")
     env = lsp_env(tmp_path, make_gguf(family="qwen", metadata=True, favorite="a"))
+    env["ASSIST_MODEL_HOST"] = "false"  # in this process: the tests read the llama.cpp state
     ws = Workspace.open(root, env=env)
     for item in ws.index(vectors=False):
         if isinstance(item, IndexReport):

@@ -259,7 +259,7 @@ class HostHandler(BaseHTTPRequestHandler):
         self._event({"assist_stats": {
             "stopped_by": stopped, "dropped": ticket.dropped, "prompt_tokens": stats.prompt_tokens,
             "cached_tokens": stats.cached_tokens, "generated_tokens": stats.generated_tokens,
-            "wait_ms": ticket.waited_ms,
+            "wait_ms": ticket.waited_ms, "order": ticket.order,
         }})  # fmt: skip
 
     def _event(self, payload: dict[str, Any]) -> None:

@@ -36,6 +36,14 @@ from assistant.llm.protocol import (
     StopReason,
     priority_of,
 )
+from assistant.llm.server_events import (
+    chat_text,
+    completion_text,
+    finish_reason,
+    infill_text,
+    read_progress,
+    read_stats,
+)
 from assistant.llm.streaming import Flight, Reporter, relay
 
 CHARS_PER_TOKEN = 3.5
@@ -173,7 +181,7 @@ class RemoteModel:
             return iter(())  # an OpenAI-style server has no warm-up request
         body = self._body(_with_grammar({"prompt": prompt}, grammar), max_tokens)
         return self._stream(
-            "/v1/completions", body, _completion_text, cancel, stop=stop, progress=progress,
+            "/v1/completions", body, completion_text, cancel, stop=stop, progress=progress,
             budget=budget, priority=priority_of(max_tokens, budget),
         )  # fmt: skip
 
@@ -192,7 +200,7 @@ class RemoteModel:
         payload = [{"role": m.role, "content": m.content} for m in messages]
         body = self._body(_with_grammar({"messages": payload}, grammar), max_tokens)
         return self._stream(
-            "/v1/chat/completions", body, _chat_text, cancel, progress=progress, budget=budget,
+            "/v1/chat/completions", body, chat_text, cancel, progress=progress, budget=budget,
             priority=priority_of(max_tokens, budget),
         )  # fmt: skip
 
@@ -223,7 +231,7 @@ class RemoteModel:
             }
             try:
                 chunks = self._stream(
-                    "/infill", body, _infill_text, cancel, progress=progress, budget=budget,
+                    "/infill", body, infill_text, cancel, progress=progress, budget=budget,
                     priority=priority_of(max_tokens, budget),
                 )  # fmt: skip
                 first = next(chunks, None)
@@ -362,7 +370,7 @@ def _events(
                 continue
             if not isinstance(event, dict):
                 continue
-            if _read_progress(event, stats):
+            if read_progress(event, stats):
                 report()
                 continue
             connection.first_byte.set()
@@ -373,12 +381,12 @@ def _events(
                     str(error.get("hint") or "check the server's log"),
                 )
             if isinstance(event.get("assist_stats"), dict):
-                _read_stats(event["assist_stats"], stats)
+                read_stats(event["assist_stats"], stats)
                 continue
             usage = event.get("usage")
             if isinstance(usage, dict):
                 stats.prompt_tokens = int(usage.get("prompt_tokens", 0) or 0)
-            reason = _finish_reason(event)
+            reason = finish_reason(event)
             text = pick(event)
             if text:
                 yield text
@@ -401,29 +409,6 @@ def _events(
         )
 
 
-def _read_progress(event: dict[str, Any], stats: GenerationStats) -> bool:
-    progress = event.get("prompt_progress")
-    if not isinstance(progress, dict):
-        return False
-    stats.prompt_tokens = int(progress.get("total") or 0)
-    stats.cached_tokens = int(progress.get("cache") or 0)
-    stats.prompt_done = int(progress.get("processed") or 0)
-    return True
-
-
-_STOPS: tuple[StopReason, ...] = ("stop token", "stop string", "length", "cancel", "budget", "end")
-
-
-def _read_stats(values: dict[str, Any], stats: GenerationStats) -> None:
-    stats.prompt_tokens = int(values.get("prompt_tokens") or stats.prompt_tokens)
-    stats.cached_tokens = int(values.get("cached_tokens") or 0)
-    stats.wait_ms = float(values.get("wait_ms") or 0.0)
-    reason = values.get("stopped_by")
-    for known in _STOPS:
-        if reason == known:
-            stats.stopped_by = known
-
-
 def _with_grammar(body: dict[str, Any], grammar: str | None) -> dict[str, Any]:
     # llama-server (and llama-cpp-python's server) read GBNF from `grammar`; other servers
     # ignore the field, so the agent validates every call itself anyway.
@@ -436,25 +421,3 @@ def _chain(first: str | None, rest: Iterator[str]) -> Iterator[str]:
     if first is not None:
         yield first
     yield from rest
-
-
-def _finish_reason(event: dict[str, Any]) -> str:
-    choices = event.get("choices") or [{}]
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        return str(choices[0].get("finish_reason") or "")
-    return "length" if event.get("stopped_limit") else ""
-
-
-def _completion_text(event: Any) -> str:
-    choices = event.get("choices") or [{}]
-    return str(choices[0].get("text") or "")
-
-
-def _chat_text(event: Any) -> str:
-    choices = event.get("choices") or [{}]
-    delta = choices[0].get("delta") or {}
-    return str(delta.get("content") or "")
-
-
-def _infill_text(event: Any) -> str:
-    return str(event.get("content") or "")

@@ -35,6 +35,8 @@ class Ticket:
     dropped: Dropped = ""
     seq: int = field(default_factory=lambda: next(_order))
     waited_ms: float = 0.0
+    order: int = 0
+    """Its place among the requests the scheduler let run (1 is the first)."""
 
     def drop(self, why: Dropped) -> None:
         if not self.cancel.is_set():
@@ -47,6 +49,7 @@ class Scheduler:
         self._cond = threading.Condition()
         self._running: Ticket | None = None
         self._waiting: list[Ticket] = []
+        self._admitted = 0
 
     def admit(
         self, ticket: Ticket, *, on_tick: Callable[[], None] | None = None, tick_s: float = 1.0
@@ -79,6 +82,8 @@ class Scheduler:
                         return False
                     if self._running is None and self._next() is ticket:
                         self._running = ticket
+                        self._admitted += 1
+                        ticket.order = self._admitted
                         ticket.waited_ms = (time.monotonic() - begun) * 1000
                         return True
                     # Short waits: a client leaving sets `cancel` without notifying.
