@@ -95,6 +95,7 @@ def make_repo(where: Path, env: dict[str, str]) -> Path:
 
 
 def find_pid(pattern: str) -> int | None:
+    """The first process whose command line contains `pattern`."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -141,6 +142,7 @@ def run_mode(hosted: bool, model: str, n_ctx: int, work: Path) -> dict[str, Any]
 
     result: dict[str, Any] = {}
     lsp = None
+    host_mark = f'"socket": "{runtime}/'  # this run's host, not another one of this user's
     try:
         installed = Path(sys.executable).with_name("assist")
         tmux("new-session", "-d", "-s", "tui", "-x", "110", "-y", "32", "-c", str(repo),
@@ -166,6 +168,7 @@ def run_mode(hosted: bool, model: str, n_ctx: int, work: Path) -> dict[str, Any]
         git(repo, env, "add", ".")
         peak: dict[str, int] = {"rss": 0, "pss": 0, "uss": 0}
         peak_all: dict[str, int] = {"rss": 0, "pss": 0, "uss": 0}
+        began = time.perf_counter()
         commit = subprocess.Popen(["git", "-C", str(repo), "commit", "-q", "-m", "x"], env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
         others = tree(tui_pid) + tree(lsp.proc.pid)
@@ -174,7 +177,7 @@ def run_mode(hosted: bool, model: str, n_ctx: int, work: Path) -> dict[str, Any]
         def sample() -> None:
             while not stop.is_set():
                 hook = summed(tree(commit.pid))
-                host_pid = find_pid("assistant.llm.host")
+                host_pid = find_pid(host_mark)
                 everyone = summed(others + tree(commit.pid) + ([host_pid] if host_pid else []))
                 for k in peak:
                     peak[k] = max(peak[k], hook[k])
@@ -184,13 +187,14 @@ def run_mode(hosted: bool, model: str, n_ctx: int, work: Path) -> dict[str, Any]
         sampler = threading.Thread(target=sample)
         sampler.start()
         _, err = commit.communicate(timeout=900)
+        result["hook_seconds"] = round(time.perf_counter() - began, 2)
         stop.set()
         sampler.join()
         result["hook_output"] = err.decode(errors="replace").strip().splitlines()[-1:]
         result["tui"] = summed(tree(tui_pid))
         result["lsp"] = summed(tree(lsp.proc.pid))
         result["hook_peak"] = peak
-        host_pid = find_pid("assistant.llm.host")
+        host_pid = find_pid(host_mark)
         result["host"] = memory(host_pid) if host_pid else None
         result["all_at_hook_peak"] = peak_all
     finally:
