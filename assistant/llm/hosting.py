@@ -35,6 +35,8 @@ from assistant.llm.gguf import read_gguf
 from assistant.llm.protocol import FimKind
 from assistant.llm.remote import RemoteModel, ServerGone
 
+COUNTS_KEPT = 4096
+"""Token counts a `HostedModel` remembers (a round trip to the host each otherwise)."""
 SOCKET_PATH_MAX = 100
 """`sun_path` holds 108 bytes on Linux and 104 on macOS."""
 
@@ -211,6 +213,7 @@ class HostedModel(RemoteModel):
         self._props = self.host.ensure(settings.timeout)
         self._infill = True  # the host fills holes itself, with FIM tokens or by emulation
         self.ends_with_done = True
+        self._counts: dict[str, int] = {}
 
     @property
     def fim_kind(self) -> FimKind:
@@ -229,13 +232,21 @@ class HostedModel(RemoteModel):
         return int(self._props.get("n_ctx") or self.settings.n_ctx)
 
     def count_tokens(self, text: str) -> int:
-        """Exact, from the host's tokenizer (prompts are packed to the token)."""
+        """Exact, from the host's tokenizer (prompts are packed to the token); remembered,
+        since packing a prompt counts the same chunks again and again."""
         if not text:
             return 0
+        known = self._counts.get(text)
+        if known is not None:
+            return known
         for attempt in (0, 1):
             try:
                 found = ask(self.host.socket, "POST", "/tokenize", {"content": text})
-                return len(found["tokens"])
+                count = len(found["tokens"])
+                if len(self._counts) >= COUNTS_KEPT:
+                    self._counts.clear()
+                self._counts[text] = count
+                return count
             except (OSError, KeyError, TypeError):
                 if attempt:
                     raise ServerGone(
