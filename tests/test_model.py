@@ -141,3 +141,11 @@ def test_load_errors_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(AssistError) as err:
         LocalModel.load(bad, ModelSettings())
     assert str(bad) in err.value.message
+
+
+def test_a_grammar_llama_cpp_cannot_parse_is_an_error_not_a_crash(chat_model: LocalModel) -> None:
+    """llama.cpp adds a NULL sampler for a grammar its parser refuses and then crashes the
+    process; the grammar is checked by the same parser first."""
+    with pytest.raises(AssistError, match="cannot parse this grammar"):
+        list(chat_model.chat([Message("user", "hi")], grammar="root ::= ("))
+    assert "".join(chat_model.chat([Message("user", "hi")], max_tokens=2)) == "aa"

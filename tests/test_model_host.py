@@ -377,3 +377,15 @@ def test_model_hosts_and_stop_on_the_command_line(runtime: Path, chat_gguf: Path
     )  # fmt: skip
     assert f"pid {model.host_pid}  stopped" in stopped.stdout
     wait_for(lambda: not alive(model.host_pid), "the host to stop")
+
+
+def test_errors_in_the_host_reach_the_front_end_in_words(runtime: Path, chat_gguf: Path) -> None:
+    model = HostedModel(str(chat_gguf), settings())
+    with pytest.raises(AssistError, match="does not fit the 512-token context"):
+        list(model.chat([Message("user", "hello " * 600)]))
+    # A grammar llama.cpp cannot parse used to crash the host (and before the host, the
+    # front-end): refused in words now, and the host lives on.
+    with pytest.raises(AssistError, match="cannot parse this grammar"):
+        list(model.chat([Message("user", "hi")], grammar="root ::= ("))
+    assert "".join(model.chat([Message("user", "hi")], max_tokens=2)) == "aa"
+    assert model.host_pid == running_hosts()[0]["pid"]  # the same host, not a restarted one

@@ -254,6 +254,13 @@ class HostHandler(BaseHTTPRequestHandler):
         except AssistError as exc:
             self._event({"error": {"message": exc.message, "hint": exc.hint}})
             return
+        except OSError:
+            raise  # the client left: `_generate` cancels the request
+        except Exception as exc:  # a fault in llama.cpp or in us: the client hears it, we log it
+            log.exception("request to %s failed", endpoint)
+            message = f"the model host failed on this request: {type(exc).__name__}: {exc}"
+            self._event({"error": {"message": message, "hint": "see the host's log"}})
+            return
         stats = model.last_stats
         stopped = stats.stopped_by
         self._event({"assist_stats": {

@@ -178,6 +178,7 @@ class LocalModel:
             self._warm(tokens, cancel, progress)
             return
         limit = min(max_tokens or self.settings.max_tokens, n_ctx - len(tokens))
+        parsed = _grammar(grammar, self.llama)
         self._flight.begin(cancel)  # a newer request wins: the one in flight stops
         queued = time.perf_counter()
         try:
@@ -188,7 +189,7 @@ class LocalModel:
                 report = Reporter(stats, progress)
                 started = time.perf_counter()
                 pieces = self._pieces(
-                    tokens, stop_ids | self._end_ids, cancel, _grammar(grammar), stats, report,
+                    tokens, stop_ids | self._end_ids, cancel, parsed, stats, report,
                     budget.prompt_s if budget else None,
                 )  # fmt: skip
                 yield from relay(
@@ -397,12 +398,22 @@ class LocalModel:
         )  # fmt: skip
 
 
-def _grammar(gbnf: str | None) -> LlamaGrammar | None:
-    """GBNF text as llama.cpp's grammar object; a grammar that does not parse is our bug."""
+def _grammar(gbnf: str | None, llama: Llama) -> LlamaGrammar | None:
+    """GBNF text as llama.cpp's grammar object. llama.cpp's own parser checks it first: a
+    grammar it refuses would otherwise crash the process when sampling begins (a NULL sampler
+    added to the chain), and a model host serves whatever its clients send."""
     if gbnf is None:
         return None
+    import llama_cpp
     from llama_cpp.llama_grammar import LlamaGrammar
 
+    vocab = llama_cpp.llama_model_get_vocab(llama.model)
+    probe = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode("utf-8"), b"root")
+    if not probe:
+        raise AssistError(
+            "llama.cpp cannot parse this grammar (GBNF)", "its parser's message is on stderr"
+        )
+    llama_cpp.llama_sampler_free(probe)
     return LlamaGrammar.from_string(gbnf, verbose=False)
 
 
