@@ -136,3 +136,14 @@ def test_keep_alive_ticks_while_waiting() -> None:
     s.release(busy)
     thread.join(DEADLINE)
     assert not thread.is_alive()
+
+
+def test_a_completion_does_not_supersede_an_explicit_request_of_its_lane() -> None:
+    s = Scheduler()
+    docstring = Ticket("explicit", lane="editor")
+    assert s.admit(docstring)
+    completion = Waiter(s, Ticket("background", lane="editor"))
+    queued(s, 1)
+    assert not docstring.cancel.is_set()
+    s.release(docstring)
+    assert completion.result() is True

@@ -3,8 +3,9 @@
 One request runs at a time (a llama.cpp context is one sequence). A person waiting comes first:
 an explicit request pre-empts a background completion at its next prompt chunk or token, and
 waits ahead of every background one. Within a lane (one client's model object), a newer request
-supersedes the older, running or waiting: an editor that asked again after a keystroke no
-longer wants the old completion. A warm-up runs only when nothing else does, and anything that
+supersedes an older one of the same or lower priority, running or waiting: an editor that asked
+again after a keystroke no longer wants the old completion (but a completion does not cancel the
+docstring its editor asked for). A warm-up runs only when nothing else does, and anything that
 arrives cancels it.
 """
 
@@ -66,7 +67,8 @@ class Scheduler:
                 return False
             if ticket.lane:
                 for other in (self._running, *self._waiting):
-                    if other is not None and other.lane == ticket.lane:
+                    if (other is not None and other.lane == ticket.lane
+                            and _RANK[other.priority] >= _RANK[ticket.priority]):  # fmt: skip
                         other.drop("superseded")
             running = self._running
             if running is not None and _RANK[running.priority] > _RANK[ticket.priority]:
