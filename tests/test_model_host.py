@@ -389,3 +389,13 @@ def test_errors_in_the_host_reach_the_front_end_in_words(runtime: Path, chat_ggu
         list(model.chat([Message("user", "hi")], grammar="root ::= ("))
     assert "".join(model.chat([Message("user", "hi")], max_tokens=2)) == "aa"
     assert model.host_pid == running_hosts()[0]["pid"]  # the same host, not a restarted one
+
+
+def test_a_file_that_is_not_a_model_starts_no_host(runtime: Path, tmp_path: Path) -> None:
+    fake = tmp_path / "notes.gguf"
+    fake.write_text("not a model\n")
+    with pytest.raises(AssistError, match="not a GGUF"):
+        HostedModel(str(fake), settings())
+    with pytest.raises(AssistError, match="no such|not found|does not exist"):
+        HostedModel(str(tmp_path / "missing.gguf"), settings())
+    assert running_hosts() == []

@@ -205,12 +205,18 @@ class HostedModel(RemoteModel):
     again when it died, retrying a request that had not yet produced text."""
 
     def __init__(self, path: str, settings: ModelSettings) -> None:
-        info = read_gguf(path)  # a missing or non-GGUF file fails here, with its own message
+        resolved = Path(path).resolve()
+        if not resolved.is_file():
+            read_gguf(path)  # says what is wrong with the path, in its own words
         super().__init__("http://assist-model-host", settings)
-        self.host = Host(HostSpec(str(info.path.resolve()), settings, settings.host_idle))
-        self.name = info.path.name
+        self.host = Host(HostSpec(str(resolved), settings, settings.host_idle))
+        self.name = Path(path).name
         self.url = f"the model host ({self.host.socket})"
-        self._props = self.host.ensure(settings.timeout)
+        found = self.host.props()  # a running host has read the file: no need to parse it again
+        if found is None:
+            read_gguf(resolved)  # a file that is not GGUF fails here, before a host is started
+            found = self.host.ensure(settings.timeout)
+        self._props = found
         self._infill = True  # the host fills holes itself, with FIM tokens or by emulation
         self.ends_with_done = True
         self._counts: dict[str, int] = {}
