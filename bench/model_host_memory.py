@@ -94,19 +94,6 @@ def make_repo(where: Path, env: dict[str, str]) -> Path:
     return repo
 
 
-def find_pid(pattern: str) -> int | None:
-    """The first process whose command line contains `pattern`."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if pattern in cmd:
-                return int(entry.name)
-    return None
-
-
 def run_mode(hosted: bool, model: str, n_ctx: int, work: Path) -> dict[str, Any]:
     runtime = Path(tempfile.mkdtemp(prefix="amem-"))
     home = work / ("home-host" if hosted else "home-local")
@@ -142,7 +129,14 @@ def run_mode(hosted: bool, model: str, n_ctx: int, work: Path) -> dict[str, Any]
 
     result: dict[str, Any] = {}
     lsp = None
-    host_mark = f'"socket": "{runtime}/'  # this run's host, not another one of this user's
+    def host_pid() -> int | None:
+        """This run's host (another one of this user's is not counted)."""
+        from assistant.llm.hosting import running_hosts
+
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+        found = running_hosts()
+        return int(found[0]["pid"]) if found else None
+
     try:
         installed = Path(sys.executable).with_name("assist")
         tmux("new-session", "-d", "-s", "tui", "-x", "110", "-y", "32", "-c", str(repo),
@@ -172,13 +166,13 @@ def run_mode(hosted: bool, model: str, n_ctx: int, work: Path) -> dict[str, Any]
         commit = subprocess.Popen(["git", "-C", str(repo), "commit", "-q", "-m", "x"], env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
         others = tree(tui_pid) + tree(lsp.proc.pid)
+        host = host_pid() if hosted else None  # started by the TUI's question
         stop = threading.Event()
 
         def sample() -> None:
             while not stop.is_set():
                 hook = summed(tree(commit.pid))
-                host_pid = find_pid(host_mark)
-                everyone = summed(others + tree(commit.pid) + ([host_pid] if host_pid else []))
+                everyone = summed(others + tree(commit.pid) + ([host] if host else []))
                 for k in peak:
                     peak[k] = max(peak[k], hook[k])
                     peak_all[k] = max(peak_all[k], everyone[k])
@@ -194,8 +188,7 @@ def run_mode(hosted: bool, model: str, n_ctx: int, work: Path) -> dict[str, Any]
         result["tui"] = summed(tree(tui_pid))
         result["lsp"] = summed(tree(lsp.proc.pid))
         result["hook_peak"] = peak
-        host_pid = find_pid(host_mark)
-        result["host"] = memory(host_pid) if host_pid else None
+        result["host"] = memory(host) if host else None
         result["all_at_hook_peak"] = peak_all
     finally:
         if lsp is not None:

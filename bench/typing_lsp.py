@@ -146,7 +146,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if not (repo / ".git").exists():
         subprocess.run(["git", "init", "-q", str(repo)], check=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSIST_")}
-    env.update(XDG_CONFIG_HOME=str(work / "xdg"), ASSIST_INDEX_VECTORS="false")
+    # A model host of this run's own (model.host is on unless --env turns it off), stopped
+    # at the end: the next run starts from the same state.
+    runtime = Path(tempfile.mkdtemp(prefix="atyp-"))
+    env.update(XDG_CONFIG_HOME=str(work / "xdg"), ASSIST_INDEX_VECTORS="false",
+               XDG_RUNTIME_DIR=str(runtime))  # fmt: skip
     if args.model:
         env["ASSIST_MODEL"] = str(args.model)
     if args.pythonpath:
@@ -228,6 +232,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if pending is not None:
         client.wait(pending)
     client.close()
+    subprocess.run([sys.executable, "-m", "assistant", "model", "stop"], env=env,
+                   capture_output=True, timeout=60)  # fmt: skip
+    shutil.rmtree(runtime, ignore_errors=True)
     answered = late = cancelled = 0
     for n, msg_id in enumerate(keystrokes):
         got = client.answers.get(msg_id)

@@ -10,7 +10,8 @@ account of each request, and serves them one at a time in the order llm/schedule
 A client that closes its connection cancels its request at once, whether it is running or still
 queued. The host exits after `model.host_idle` seconds without a request.
 
-Run by `python -m assistant.llm.host SPEC_JSON`; its log is next to the socket.
+Run by `python -m assistant.llm.host` with its spec (JSON) on stdin; its log is next to the
+socket.
 """
 
 from __future__ import annotations
@@ -377,12 +378,11 @@ def serve(spec: dict[str, Any]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+def main() -> int:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
     )
-    return serve(json.loads(args[0]))
+    return serve(json.loads(sys.stdin.read()))  # its starter writes the spec there
 
 
 if __name__ == "__main__":

@@ -166,14 +166,19 @@ class Host:
         log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW,
                          0o600)  # fmt: skip
         try:
+            # The spec goes on stdin: a command line is readable by every user (/proc/PID/cmdline).
             process = subprocess.Popen(
-                [sys.executable, "-m", "assistant.llm.host", json.dumps(spec)],
-                stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
+                [sys.executable, "-m", "assistant.llm.host"],
+                stdin=subprocess.PIPE, stdout=log_fd, stderr=log_fd,
                 start_new_session=True,  # outlives this front-end, and its Ctrl-C
                 close_fds=True,
             )  # fmt: skip
         finally:
             os.close(log_fd)
+        assert process.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.write(json.dumps(spec).encode())
+        process.stdin.close()
         # Reap it when it exits while this process lives (an idle exit), leaving no zombie.
         threading.Thread(target=process.wait, name="assist-host-reaper", daemon=True).start()
         deadline = time.monotonic() + timeout
