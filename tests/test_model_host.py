@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -401,3 +402,17 @@ def test_a_file_that_is_not_a_model_starts_no_host(runtime: Path, tmp_path: Path
     with pytest.raises(AssistError, match="model file not found"):
         HostedModel(str(tmp_path / "missing.gguf"), settings())
     assert running_hosts() == []
+
+
+def test_the_model_card_names_the_host_serving_the_model(runtime: Path, chat_gguf: Path) -> None:
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
+    cmd = [sys.executable, "-m", "assistant", "model", "--model", str(chat_gguf), "--no-bench"]
+    before = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True,
+                            timeout=DEADLINE)  # fmt: skip
+    assert json.loads(before.stdout)["host"] == {"shared": True, "running": None}
+    model = HostedModel(str(chat_gguf), settings())
+    shown = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=DEADLINE)
+    assert re.search(rf"^model host +pid {model.host_pid}, \d+ MB resident", shown.stdout, re.M)
+    off = subprocess.run([*cmd, "--json"], env={**env, "ASSIST_MODEL_HOST": "false"},
+                         capture_output=True, text=True, timeout=DEADLINE)  # fmt: skip
+    assert json.loads(off.stdout)["host"]["shared"] is False
