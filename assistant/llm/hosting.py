@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import http.client
 import json
@@ -148,6 +147,8 @@ class Host:
         found = self.props()
         if found is not None:
             return found
+        import fcntl  # POSIX only, as hosting is (`hosting_supported`)
+
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -172,6 +173,7 @@ class Host:
                 stdin=subprocess.PIPE, stdout=log_fd, stderr=log_fd,
                 start_new_session=True,  # outlives this front-end, and its Ctrl-C
                 close_fds=True,
+                cwd="/",  # holds no repository's directory open while it lives
             )  # fmt: skip
         finally:
             os.close(log_fd)
