@@ -129,6 +129,7 @@ def run_mode(hosted: bool, model: str, n_ctx: int, work: Path) -> dict[str, Any]
 
     result: dict[str, Any] = {}
     lsp = None
+
     def host_pid() -> int | None:
         """This run's host (another one of this user's is not counted)."""
         from assistant.llm.hosting import running_hosts
