@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import http.client
 import json
@@ -75,13 +76,23 @@ class HostSpec:
         st = os.stat(self.model)
         s = self.settings
         facts = [self.model, st.st_size, st.st_mtime_ns, s.n_ctx, s.n_threads,
-                 str(s.n_gpu_layers), s.fim]  # fmt: skip
+                 str(s.n_gpu_layers), s.fim, _code_stamp()]  # fmt: skip
         return hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:16]
 
     def load_settings(self) -> dict[str, Any]:
         s = self.settings
         return {"n_ctx": s.n_ctx, "n_threads": s.n_threads, "n_gpu_layers": s.n_gpu_layers,
                 "fim": s.fim, "max_tokens": s.max_tokens, "temperature": s.temperature}  # fmt: skip
+
+
+@functools.cache
+def _code_stamp() -> str:
+    """The version of the code a host would run: an upgraded (or edited) assist starts a host
+    of its own rather than talk to one still running the old code."""
+    from assistant import __version__
+
+    newest = max(p.stat().st_mtime_ns for p in Path(__file__).parent.glob("*.py"))
+    return f"{__version__}/{newest}"
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
