@@ -91,7 +91,8 @@ def _code_stamp() -> str:
     of its own rather than talk to one still running the old code."""
     from assistant import __version__
 
-    newest = max(p.stat().st_mtime_ns for p in Path(__file__).parent.glob("*.py"))
+    package = Path(__file__).parent.parent
+    newest = max(p.stat().st_mtime_ns for p in package.rglob("*.py"))
     return f"{__version__}/{newest}"
 
 
