@@ -119,7 +119,7 @@ def test_a_client_that_leaves_while_queued_frees_its_place() -> None:
     assert leaving.result() is False
     assert not s._waiting
     s.release(busy)
-    assert not s.busy()
+    assert s._running is None
 
 
 def test_keep_alive_ticks_while_waiting() -> None:

@@ -6,7 +6,6 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from assistant.config import Settings
@@ -123,12 +122,12 @@ def build_card(
 
 def _host(path: str, settings: Settings) -> dict[str, Any]:
     """Whether front-ends share this model through a host, and the one running now."""
-    from assistant.llm.hosting import Host, HostSpec, hosting_supported
+    from assistant.llm.hosting import Host, hosting_supported
 
     if not settings.model.host or not hosting_supported():
         return {"shared": False, "running": None}
     try:
-        running = Host(HostSpec(str(Path(path).resolve()), settings.model, 0)).props()
+        running = Host.of(path, settings.model).props()
     except (AssistError, OSError) as exc:
         return {"shared": True, "running": None, "error": str(exc)}
     return {"shared": True, "running": running}

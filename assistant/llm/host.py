@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from assistant.config import ModelSettings
 from assistant.errors import AssistError
@@ -44,7 +44,7 @@ from assistant.llm.schedule import Scheduler, Ticket
 
 log = logging.getLogger("assistant.llm.host")
 
-_PRIORITIES: tuple[Priority, ...] = ("explicit", "background", "idle")
+_PRIORITIES: tuple[Priority, ...] = get_args(Priority)
 MAX_BODY = 64 * 1024 * 1024
 """Largest request body read: a prompt with a whole repository's context stays well below."""
 
@@ -94,7 +94,8 @@ class HostServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             return False
         return True
 
-    def busy(self, delta: int) -> None:
+    def track(self, delta: int) -> None:
+        """A request begins (+1) or ends (-1); the idle clock restarts either way."""
         with self.counter:
             self.active += delta
             self.last_used = time.monotonic()
@@ -202,7 +203,7 @@ class HostHandler(BaseHTTPRequestHandler):
         priority: Priority = next((p for p in _PRIORITIES if p == wanted), "explicit")
         ticket = Ticket(priority, lane=self.headers.get("X-Assist-Lane", ""))
         server = self.server
-        server.busy(+1)
+        server.track(+1)
         done = threading.Event()
         watcher = threading.Thread(target=self._watch_client, args=(ticket, done), daemon=True)
         watcher.start()
@@ -225,7 +226,7 @@ class HostHandler(BaseHTTPRequestHandler):
             ticket.drop("gone")  # the client left; its request is cancelled
         finally:
             done.set()
-            server.busy(-1)
+            server.track(-1)
             self.close_connection = True
 
     def _run(self, endpoint: str, body: dict[str, Any], ticket: Ticket) -> None:

@@ -133,6 +133,11 @@ def ask(path: Path, method: str, endpoint: str, body: Any = None, timeout: float
 class Host:
     """The host for one spec: its socket, and how to start it when nobody answers there."""
 
+    @classmethod
+    def of(cls, path: str | Path, settings: ModelSettings) -> Host:
+        """The host that would serve the GGUF at `path` with these settings."""
+        return cls(HostSpec(str(Path(path).resolve()), settings, settings.host_idle))
+
     def __init__(self, spec: HostSpec) -> None:
         self.spec = spec
         folder = runtime_dir()
@@ -224,16 +229,15 @@ class HostedModel(RemoteModel):
     again when it died, retrying a request that had not yet produced text."""
 
     def __init__(self, path: str, settings: ModelSettings) -> None:
-        resolved = Path(path).resolve()
-        if not resolved.is_file():
+        if not Path(path).is_file():
             read_gguf(path)  # says what is wrong with the path, in its own words
         super().__init__("http://assist-model-host", settings)
-        self.host = Host(HostSpec(str(resolved), settings, settings.host_idle))
+        self.host = Host.of(path, settings)
         self.name = Path(path).name
         self.url = f"the model host ({self.host.socket})"
         found = self.host.props()  # a running host has read the file: no need to parse it again
         if found is None:
-            read_gguf(resolved)  # a file that is not GGUF fails here, before a host is started
+            read_gguf(path)  # a file that is not GGUF fails here, before a host is started
             found = self.host.ensure(settings.timeout)
         self._props = found
         self._infill = True  # the host fills holes itself, with FIM tokens or by emulation
@@ -266,19 +270,18 @@ class HostedModel(RemoteModel):
             return known
         for attempt in (0, 1):
             try:
-                found = ask(self.host.socket, "POST", "/tokenize", {"content": text})
-                count = len(found["tokens"])
-                if len(self._counts) >= COUNTS_KEPT:
-                    self._counts.clear()
-                self._counts[text] = count
-                return count
+                count = len(ask(self.host.socket, "POST", "/tokenize", {"content": text})["tokens"])
+                break
             except (OSError, KeyError, TypeError):
                 if attempt:
                     raise ServerGone(
                         "the model host does not answer", f"see {self.host.log_path}"
                     ) from None
-                self._props = self.host.ensure(self.settings.timeout)
-        raise AssertionError("unreachable")
+                self._props = self.host.ensure(self.settings.timeout)  # a dead host: another
+        if len(self._counts) >= COUNTS_KEPT:
+            self._counts.clear()
+        self._counts[text] = count
+        return count
 
     def connection(self) -> http.client.HTTPConnection:
         return UnixHTTPConnection(self.host.socket, self.settings.timeout)

@@ -60,6 +60,10 @@ class ServerGone(AssistError):
     """The server could not be reached, or closed the connection mid-answer."""
 
 
+def _cut_short() -> ServerGone:
+    return ServerGone("the model server closed the connection mid-answer", "check the server's log")
+
+
 class RemoteModel:
     def __init__(self, url: str, settings: ModelSettings) -> None:
         parsed = urllib.parse.urlsplit(url)
@@ -396,17 +400,11 @@ def _events(
         if connection.timed_out:
             raise _Cancelled("budget") from None
         if not cancel.is_set():
-            raise ServerGone(
-                "the model server closed the connection mid-answer",
-                "check the server's log",
-            ) from None
+            raise _cut_short() from None
     if cancel.is_set():
         stats.stopped_by = "cancel"
     elif connection.model.ends_with_done and not connection.finished:
-        # http.client ends a chunked stream cut short as if it were complete.
-        raise ServerGone(
-            "the model server closed the connection mid-answer", "check the server's log"
-        )
+        raise _cut_short()  # http.client ends a chunked stream cut short as if it were complete
 
 
 def _with_grammar(body: dict[str, Any], grammar: str | None) -> dict[str, Any]:

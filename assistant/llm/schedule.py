@@ -73,9 +73,6 @@ class Scheduler:
             running = self._running
             if running is not None and _RANK[running.priority] > _RANK[ticket.priority]:
                 running.drop("pre-empted")
-            for other in self._waiting:
-                if other.priority == "idle":
-                    other.drop("pre-empted")
             self._waiting.append(ticket)
             self._cond.notify_all()
             try:
@@ -107,10 +104,6 @@ class Scheduler:
             if self._running is ticket:
                 self._running = None
             self._cond.notify_all()
-
-    def busy(self) -> bool:
-        with self._cond:
-            return self._running is not None or bool(self._live_waiting())
 
     def _live_waiting(self) -> list[Ticket]:
         return [t for t in self._waiting if not t.cancel.is_set()]
