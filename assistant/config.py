@@ -137,15 +137,21 @@ class CompletionSettings:
     """For models without FIM tokens: `continue` (plain continuation of the text before the
     cursor; measured better for small models) or `chat` (a chat prompt showing the hole and the
     text after it)."""
-    prompt_ms: int = field(default=1500, metadata={"min": 10, "max": 600_000})
-    """Editor completions: the most time spent reading a prompt. Past it the request returns
-    nothing, and what was read stays cached for the next keystroke (`assist complete` waits)."""
-    generate_ms: int = field(default=800, metadata={"min": 10, "max": 600_000})
+    prompt_ms: int = field(default=500, metadata={"min": 10, "max": 600_000})
+    """Editor completions: how long the model has to start writing. Past it the answer is
+    recalled from text already known (the file, the context ring), and the model goes on in
+    the background: its answer is cached for the next request (`assist complete` waits)."""
+    generate_ms: int = field(default=500, metadata={"min": 10, "max": 600_000})
     """Editor completions: the most time spent writing; what is written by then is returned
     (a suggestion is worth most while the user still waits for it)."""
+    cold_ms: int = field(default=300, metadata={"min": 10, "max": 600_000})
+    """Editor completions at a new place (a jump, another file): the first prompt's window is
+    cut to what the model reads in this long at the prompt speed measured so far, and grows in
+    the background up to `prefix_tokens` / `suffix_tokens`."""
     idle_ms: int = field(default=500, metadata={"min": 50, "max": 600_000})
-    """Editor quiet this long (a file opened, a pause in typing): the language server refreshes
-    the context ring from the cursor and reads it into the model's cache in the background."""
+    """Editor quiet this long (a file opened, a pause in typing): the language server grows the
+    window, chooses the file's context ring and reads them into the model's cache in the
+    background."""
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from assistant.agent.checkpoints import Checkpoints
 from assistant.config import ModelSettings
 from assistant.llm.chat_templates import Message
 from assistant.llm.local import LocalModel
+from assistant.llm.protocol import Request
 
 
 def ms(start: float) -> float:
@@ -73,9 +74,10 @@ def grammar_overhead(tmp: Path) -> dict[str, float]:
     out: dict[str, float] = {}
     for label, g in (("free", None), ("grammar", gbnf)):
         t = time.perf_counter()
-        text = "".join(model.chat(messages, max_tokens=300, grammar=g))
+        request = Request(max_tokens=300, grammar=g)
+        text = "".join(model.chat(messages, request))
         elapsed = time.perf_counter() - t
-        tokens = max(model.last_stats.generated_tokens, 1)
+        tokens = max(request.stats.generated_tokens, 1)
         out[f"{label}_tokens"] = tokens
         out[f"{label}_ms_per_token"] = round(elapsed * 1000 / tokens, 3)
         if g:

@@ -26,7 +26,7 @@ from pathlib import Path
 from assistant.config import ModelSettings
 from assistant.llm.chat_templates import Message
 from assistant.llm.local import LocalModel
-from assistant.llm.protocol import GenerationStats
+from assistant.llm.protocol import GenerationStats, Request
 from assistant.llm.source import embedded_model_path
 
 
@@ -53,12 +53,13 @@ def cancel_round(model: LocalModel, text: str, delay: float) -> tuple[float, str
 
     timer = threading.Thread(target=later)
     timer.start()
-    for _ in model.complete(text, cancel=cancel, max_tokens=400):
+    request = Request(cancel=cancel, max_tokens=400)
+    for _ in model.complete(text, request):
         pass
     ended = time.perf_counter()
     done.set()
     timer.join()
-    phase = model.last_stats.phase
+    phase = request.stats.phase
     if not set_at:
         return -1.0, "finished first"
     return (ended - set_at[0]) * 1000, phase
@@ -66,15 +67,15 @@ def cancel_round(model: LocalModel, text: str, delay: float) -> tuple[float, str
 
 def chunk_table(model: LocalModel, tokens: list[int]) -> dict[int, dict[str, float]]:
     """Prompt tokens/s and the slowest single `eval` call, for each chunk size."""
-    llama = model.llama
+    runtime = model.runtime
     table: dict[int, dict[str, float]] = {}
     for chunk in (8, 16, 32, 64, 128, 256, 512):
-        llama.reset()  # type: ignore[no-untyped-call]
+        runtime.clear()
         start = time.perf_counter()
         worst = 0.0
         for i in range(0, len(tokens), chunk):
             t = time.perf_counter()
-            llama.eval(tokens[i : i + chunk])
+            runtime.decode(tokens[i : i + chunk])
             worst = max(worst, time.perf_counter() - t)
         seconds = time.perf_counter() - start
         table[chunk] = {
@@ -99,16 +100,17 @@ def main() -> None:
         return
     tokens = len(model.tokenize(text))
     # One uncancelled read, for the prompt speed and the full time.
-    model.llama.reset()  # type: ignore[no-untyped-call]
+    model.runtime.clear()
     t = time.perf_counter()
-    for _ in model.complete(text, max_tokens=40):
+    plain = Request(max_tokens=40)
+    for _ in model.complete(text, plain):
         pass
     full = time.perf_counter() - t
-    prompt_speed = tokens / (model.last_stats.prompt_ms / 1000)
+    prompt_speed = tokens / (plain.stats.prompt_ms / 1000)
     rng = random.Random(7)
     latencies: dict[str, list[float]] = {"prompt": [], "generate": []}
     for _ in range(args.rounds):
-        model.llama.reset()  # type: ignore[no-untyped-call]  # a cold prompt each time
+        model.runtime.clear()  # a cold prompt each time
         ms, phase = cancel_round(model, text, rng.uniform(0.0, full))
         if ms >= 0:
             latencies[phase].append(ms)
@@ -118,11 +120,12 @@ def main() -> None:
     # The prompt speed the chat is held to, measured right before it on a plain prompt of the
     # same length: this model's speed drifts by 10 % over a run of minutes on this CPU.
     same = model.bos() + model.tokenize(chat_text)[: len(model.chat_prompt(messages)) - 1]
-    model.llama.reset()  # type: ignore[no-untyped-call]
-    for _ in model.generate_tokens(same, max_tokens=1):
+    model.runtime.clear()
+    measured = Request(max_tokens=1)
+    for _ in model.generate(same, measured):
         pass
-    chat_speed = len(same) / (model.last_stats.prompt_ms / 1000)
-    model.llama.reset()  # type: ignore[no-untyped-call]
+    chat_speed = len(same) / (measured.stats.prompt_ms / 1000)
+    model.runtime.clear()
     first_progress: list[float] = []
 
     def progress(stats: GenerationStats) -> None:
@@ -131,10 +134,11 @@ def main() -> None:
 
     start = time.perf_counter()
     first_text = None
-    for piece in model.chat(messages, max_tokens=16, progress=progress):
+    chat = Request(max_tokens=16, progress=progress)
+    for piece in model.chat(messages, chat):
         if piece and first_text is None:
             first_text = time.perf_counter()
-    stats = model.last_stats
+    stats = chat.stats
     allowed = stats.prompt_tokens / chat_speed * 1000 + 300
     result = {
         "model": model.name,

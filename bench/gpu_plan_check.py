@@ -35,7 +35,7 @@ def run(path: str, settings: ModelSettings) -> dict[str, Any]:
     plan = model.gpu_plan
     out = {"n_gpu_layers": settings.n_gpu_layers, "load_s": round(loaded, 2), **speed,
            "plan": plan.describe() if plan else None}  # fmt: skip
-    model.llama.close()
+    model.runtime.close()
     return out
 
 

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from assistant.config import ModelSettings
+from assistant.llm.fim import Hole
 from assistant.llm.hosting import HostedModel, stop_hosts
 from assistant.llm.local import LocalModel
-from assistant.llm.protocol import Model
+from assistant.llm.protocol import Model, Request
 from assistant.llm.source import embedded_model_path
 
 PREFIX = "def total(items):\n    result = 0\n    for item in items:\n        result += "
@@ -38,7 +39,7 @@ def pct(values: list[float], q: float) -> float:
 
 def one(model: Model) -> float:
     started = time.perf_counter()
-    "".join(model.infill(PREFIX, SUFFIX, path="a.py", max_tokens=1))
+    "".join(model.infill(Hole(PREFIX, SUFFIX, path="a.py"), Request(max_tokens=1)))
     return (time.perf_counter() - started) * 1000
 
 

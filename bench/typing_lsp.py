@@ -1,25 +1,32 @@
 """Typing through the real language server: how soon a suggestion appears when a person pauses.
 
-Starts `assist lsp` on a copy of a shared benchmark corpus (keyword index; completion context
-does not use vectors), opens a file with a block of consecutive code lines removed, and types
-them back character by character at a human rate. Each keystroke is a `didChange` plus an
-`inlineCompletion` request; a request still unanswered when the next key comes is cancelled
-with `$/cancelRequest`, as editors do. Moving to a line, the "editor" asks once at the new
-cursor and the person reads for `--look` seconds (`--settle` seconds after opening the file).
-In the middle of each line (at a token boundary) the person pauses and waits for the
+Starts `assist lsp` (all defaults: the model host on, keyword index) on a copy of a shared
+benchmark corpus, opens a file with some code lines removed, and types them back character by
+character at a human rate. Each keystroke is a `didChange` plus an `inlineCompletion` request; a
+request still unanswered when the next key comes is cancelled with `$/cancelRequest`, as editors
+do. On each line the person pauses once, at a token boundary drawn at random, waits for the
 suggestion, reads it for `--read` seconds, and types on.
 
-Figures: pause-to-suggestion p50/p95 (the last keystroke's request to its answer), how many
-pauses got an empty answer, how many keystroke requests were answered before the next key,
-answered late, or cancelled, and how often the suggestion starts with the line's real next
-token.
+Scenarios (`--scenarios`, several run in one session, one model host for all, as a user has it):
 
-    python bench/typing_lsp.py --corpora /tmp/assist-bench [--corpus requests]
-        [--file src/requests/models.py] [--lines 12] [--interval 0.12] [--model PATH]
-        [--pythonpath OLD_CHECKOUT] [--env KEY=VALUE ...] [--json]
+- `jump`: lines drawn at random from the whole file, visited in random order; each is typed the
+  moment the cursor lands there (no look, nothing to settle after the file opens).
+- `look`: the same lines, with `--look` seconds (1 s) of looking at each before typing.
+- `warm`: consecutive lines from the file's middle, in order, 5 s to settle after opening and
+  1 s of looking at each line (the scenario of the earlier figures: the warm case).
+
+Figures per scenario, over every file: pause-to-suggestion p50/p95/max (the last keystroke's
+request to its answer), empty pauses, keystroke requests answered (non-empty) before the next
+key, how often the suggestion starts with the line's real next token (and per source: model,
+completion cache, fallback), and the cold/warm split read from the server's `-v` log (a pause
+is cold when its request had to read more than `COLD_TOKENS` prompt tokens).
+
+    python bench/typing_lsp.py --corpora /tmp/assist-bench [--scenarios jump,look,warm]
+        [--files jinja2:src/jinja2/compiler.py,...] [--lines 12] [--seed 1] [--model PATH]
+        [--pythonpath OLD_CHECKOUT] [--env KEY=VALUE ...] [--json OUT] [--keep]
 
 `--pythonpath` runs the server from another checkout (a "before" figure in the same session);
-`--env` passes settings, e.g. `ASSIST_COMPLETION_IDLE_MS=600000` to turn idle warm-ups off.
+`--env` passes settings.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import argparse
 import json
 import os
 import queue
+import random
 import re
 import shutil
 import statistics
@@ -43,6 +51,21 @@ TOKEN = re.compile(r"\w+|[^\w\s]+|\s+")
 NEXT = re.compile(r"\s*[^\w\s]*\w+|\s*[^\w\s]+")
 """The line's next token as a reader sees it: a word with the punctuation before it
 (`(cookies`), or punctuation alone at the end of a line."""
+DEFAULT_FILES = (
+    "jinja2:src/jinja2/compiler.py,requests:src/requests/models.py,gin:context.go,gin:tree.go"
+)
+COLD_TOKENS = 32
+"""A pause whose request read more prompt tokens than this found the model's cache cold."""
+LANGUAGES = {".py": "python", ".go": "go", ".ts": "typescript", ".js": "javascript"}
+# The server's `-v` log line for each completion, this code's and the older one's.
+LOG_NEW = re.compile(
+    r"completion at (?P<path>\S+):(?P<line>\d+):(?P<col>\d+): (?P<source>[\w:-]+)"
+    r".*?reused (?P<reused>\d+), shifted (?P<shifted>\d+), read (?P<read>\d+)"
+)
+LOG_OLD = re.compile(
+    r"completion at (?P<path>\S+):(?P<line>\d+):(?P<col>\d+): (?P<prompt>\d+) prompt tokens, "
+    r"(?P<cached>\d+) cached.*?(?P<fromcache>\(from the completion cache\))?$"
+)
 
 
 class Client:
@@ -57,6 +80,7 @@ class Client:
         self.notes: queue.Queue[dict[str, Any]] = queue.Queue()
         self.cv = threading.Condition()
         self.next_id = 0
+        self.lock = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -87,8 +111,9 @@ class Client:
     def send(self, msg: dict[str, Any]) -> None:
         body = json.dumps(msg).encode()
         assert self.proc.stdin is not None
-        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-        self.proc.stdin.flush()
+        with self.lock:
+            self.proc.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            self.proc.stdin.flush()
 
     def request(self, method: str, params: Any) -> int:
         self.next_id += 1
@@ -114,19 +139,28 @@ class Client:
         self._log.close()
 
 
-def pick_lines(lines: list[str], count: int) -> list[int]:
-    """`count` lines of code worth typing, from the file's middle on, within a stretch of at
-    most twice as many lines (blank lines, comments and strings between them stay)."""
+def typable(s: str) -> bool:
+    t = s.strip()
+    comment = t.startswith(("#", '"', "'", "@", "//", "/*", "*"))
+    return 8 <= len(t) <= 90 and not comment and len(TOKEN.findall(t)) >= 3
 
-    def typable(s: str) -> bool:
-        t = s.strip()
-        return len(t) >= 8 and not t.startswith(("#", '"', "'", "@")) and len(t) <= 90
 
+def consecutive_lines(lines: list[str], count: int) -> list[int]:
+    """`count` typable lines from the file's middle on, within a stretch of at most twice as
+    many lines (blank lines, comments and strings between them stay)."""
     for start in range(len(lines) // 3, len(lines) - count):
         rows = [r for r in range(start, min(len(lines), start + 2 * count)) if typable(lines[r])]
         if len(rows) >= count and typable(lines[start]):
             return rows[:count]
     raise SystemExit(f"no {count} typable lines close together")
+
+
+def sampled_lines(lines: list[str], count: int, rng: random.Random) -> list[int]:
+    """`count` typable lines drawn from the whole file, in the random order they are visited."""
+    rows = [r for r, line in enumerate(lines) if typable(line)]
+    if len(rows) < count:
+        raise SystemExit(f"only {len(rows)} typable lines")
+    return rng.sample(rows, count)
 
 
 def suggestion(answer: dict[str, Any]) -> str:
@@ -139,18 +173,209 @@ def first_token(text: str) -> str:
     return m.group(0) if m else ""
 
 
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..1)."""
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    return ordered[max(0, min(len(ordered) - 1, int(-(-q * len(ordered) // 1)) - 1))]
+
+
+def read_log(log: Path) -> list[dict[str, Any]]:
+    """Every completion the server logged, in order: where, from which source, tokens read."""
+    found = []
+    for line in log.read_text(errors="replace").splitlines():
+        m = LOG_NEW.search(line)
+        if m:
+            found.append({"line": int(m["line"]), "col": int(m["col"]), "source": m["source"],
+                          "read": int(m["read"]), "reused": int(m["reused"]),
+                          "shifted": int(m["shifted"])})  # fmt: skip
+            continue
+        m = LOG_OLD.search(line)
+        if m:
+            cached = bool(m["fromcache"])
+            found.append({"line": int(m["line"]), "col": int(m["col"]),
+                          "source": "cache" if cached else "model",
+                          "read": int(m["prompt"]) - int(m["cached"]),
+                          "reused": int(m["cached"]), "shifted": 0})  # fmt: skip
+    return found
+
+
+class Session:
+    """One `assist lsp` on a copy of one corpus, with one file open."""
+
+    def __init__(self, args: argparse.Namespace, corpus: str, env: dict[str, str]) -> None:
+        self.work = Path(tempfile.mkdtemp(prefix="assist-typing-"))
+        self.repo = self.work / "repo"
+        shutil.copytree(args.corpora / corpus, self.repo, ignore=shutil.ignore_patterns(".assist"))
+        if not (self.repo / ".git").exists():
+            subprocess.run(["git", "init", "-q", str(self.repo)], check=True)
+        self.log = self.work / "lsp.log"
+        env = {**env, "XDG_CONFIG_HOME": str(self.work / "xdg")}
+        self.client = Client(
+            [sys.executable, "-m", "assistant", "-v", "lsp"], self.repo, env, self.log
+        )
+        caps = {"window": {"workDoneProgress": True}, "textDocument": {"inlineCompletion": {}}}
+        self.client.wait(self.client.request("initialize", {
+            "processId": None, "rootUri": self.repo.as_uri(), "capabilities": caps}))  # fmt: skip
+        self.client.notify("initialized", {})
+        while True:  # the first index
+            note = self.client.notes.get(timeout=600)
+            if note.get("method") == "$/progress" and note["params"]["value"].get("kind") == "end":
+                break
+        self.pending: int | None = None
+        self.sent_at: dict[int, float] = {}
+        self.version = 1
+
+    def close(self) -> list[dict[str, Any]]:
+        """Stop the server; what it logged."""
+        if self.pending is not None:
+            self.client.wait(self.pending)
+        self.client.close()
+        return read_log(self.log)
+
+    def open(self, uri: str, language: str, text_lines: list[str]) -> None:
+        self.client.notify("textDocument/didOpen", {"textDocument": {
+            "uri": uri, "languageId": language, "version": 1,
+            "text": "\n".join(text_lines)}})  # fmt: skip
+
+    def ask(self, uri: str, line: int, col: int) -> int:
+        client = self.client
+        if self.pending is not None and self.pending not in client.answers:
+            client.notify("$/cancelRequest", {"id": self.pending})
+        self.pending = client.request("textDocument/inlineCompletion", {
+            "textDocument": {"uri": uri}, "position": {"line": line, "character": col},
+            "context": {"triggerKind": 2}})  # fmt: skip
+        self.sent_at[self.pending] = time.perf_counter()
+        return self.pending
+
+    def change(self, uri: str, text_lines: list[str]) -> None:
+        self.version += 1
+        self.client.notify("textDocument/didChange", {
+            "textDocument": {"uri": uri, "version": self.version},
+            "contentChanges": [{"text": "\n".join(text_lines)}]})  # fmt: skip
+
+
+def type_file(
+    args: argparse.Namespace, scenario: str, corpus: str, rel: str, env: dict[str, str]
+) -> dict[str, Any]:
+    """Type one file's lines back in one session; the pauses and keystroke outcomes."""
+    rng = random.Random(f"{args.seed}:{corpus}:{rel}")
+    session = Session(args, corpus, env)
+    path = session.repo / rel
+    lines = path.read_text().split("\n")
+    if scenario == "warm":
+        rows = consecutive_lines(lines, args.lines)
+        settle, look = 5.0, args.look
+    else:
+        rows = sampled_lines(lines, args.lines, rng)
+        settle, look = 0.0, (args.look if scenario == "look" else 0.0)
+    removed = set(rows)
+    doc = [line for r, line in enumerate(lines) if r not in removed]
+    uri = path.as_uri()
+    session.open(uri, LANGUAGES.get(path.suffix, "plaintext"), doc)
+    keystrokes: list[int] = []
+    pauses: list[dict[str, Any]] = []
+    time.sleep(settle)
+    for row in rows:
+        # Where the original line goes in the document as it is now.
+        at = row - sum(1 for r in removed if r < row)
+        removed.discard(row)
+        full = lines[row]
+        indent = full[: len(full) - len(full.lstrip())]
+        body = full[len(indent) :]
+        tokens = TOKEN.findall(body)
+        cut = rng.randrange(1, len(tokens))  # a token boundary with something left to type
+        pause_at = len("".join(tokens[:cut]))
+        doc.insert(at, indent)  # a new line, auto-indented
+        landed = time.perf_counter()
+        session.change(uri, doc)
+        session.ask(uri, at, len(indent))
+        time.sleep(look)
+        for k in range(1, len(body) + 1):
+            doc[at] = indent + body[:k]
+            session.change(uri, doc)
+            msg_id = session.ask(uri, at, len(indent) + k)
+            keystrokes.append(msg_id)
+            if k == pause_at:
+                done_at, answer = session.client.wait(msg_id)
+                text = suggestion(answer)
+                rest = body[k:]
+                pauses.append({
+                    "file": f"{corpus}:{rel}", "line": at + 1, "col": len(indent) + k,
+                    "since_landing_s": round(session.sent_at[msg_id] - landed, 2),
+                    "ms": round((done_at - session.sent_at[msg_id]) * 1000, 1),
+                    "suggestion": text[:60], "expected": rest[:60],
+                    "token_match": bool(text) and first_token(text) == first_token(rest),
+                })  # fmt: skip
+                time.sleep(args.read)
+            else:
+                time.sleep(args.interval)
+    logged = session.close()
+    if not args.keep:
+        shutil.rmtree(session.work, ignore_errors=True)
+    for p in pauses:  # the last logged completion at the pause's position
+        entry = next(
+            (e for e in reversed(logged) if (e["line"], e["col"]) == (p["line"], p["col"])), None
+        )
+        p["source"] = entry["source"] if entry else "?"
+        p["read"] = entry["read"] if entry else -1
+        p["cold"] = bool(entry and entry["read"] > COLD_TOKENS)
+    client = session.client
+    answered = late = cancelled = 0
+    for n, msg_id in enumerate(keystrokes):
+        got = client.answers.get(msg_id)
+        next_sent = session.sent_at.get(keystrokes[n + 1]) if n + 1 < len(keystrokes) else None
+        if got is None or not suggestion(got[1]):
+            cancelled += 1
+        elif next_sent is None or got[0] <= next_sent:
+            answered += 1
+        else:
+            late += 1
+    out = {"file": f"{corpus}:{rel}", "pauses": pauses, "keystrokes": len(keystrokes),
+           "answered": answered, "late": late, "cancelled_or_empty": cancelled}  # fmt: skip
+    if args.keep:
+        out["log"] = str(session.log)
+    return out
+
+
+def summarize(scenario: str, files: list[dict[str, Any]]) -> dict[str, Any]:
+    pauses = [p for f in files for p in f["pauses"]]
+    ms = [p["ms"] for p in pauses]
+
+    def split(group: list[dict[str, Any]]) -> dict[str, Any]:
+        values = [p["ms"] for p in group]
+        return {"pauses": len(group), "p50_ms": percentile(values, 0.5),
+                "p95_ms": percentile(values, 0.95),
+                "empty": sum(1 for p in group if not p["suggestion"]),
+                "next_token_match": sum(1 for p in group if p["token_match"])}  # fmt: skip
+
+    sources: dict[str, list[dict[str, Any]]] = {}
+    for p in pauses:
+        sources.setdefault(p["source"].split(":")[0] if p["suggestion"] else "empty", []).append(p)
+    keys = sum(f["keystrokes"] for f in files)
+    return {
+        "scenario": scenario,
+        "pauses": len(pauses),
+        "p50_ms": percentile(ms, 0.5), "p95_ms": percentile(ms, 0.95), "max_ms": max(ms),
+        "mean_ms": round(statistics.fmean(ms), 1),
+        "empty": sum(1 for p in pauses if not p["suggestion"]),
+        "next_token_match": sum(1 for p in pauses if p["token_match"]),
+        "keystroke_requests": keys,
+        "answered_before_next_key": sum(f["answered"] for f in files),
+        "answered_late": sum(f["late"] for f in files),
+        "cold": split([p for p in pauses if p["cold"]]),
+        "warm": split([p for p in pauses if not p["cold"]]),
+        "by_source": {k: split(v) for k, v in sorted(sources.items())},
+    }  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    work = Path(tempfile.mkdtemp(prefix="assist-typing-"))
-    repo = work / "repo"
-    shutil.copytree(args.corpora / args.corpus, repo, ignore=shutil.ignore_patterns(".assist"))
-    if not (repo / ".git").exists():
-        subprocess.run(["git", "init", "-q", str(repo)], check=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSIST_")}
-    # A model host of this run's own (model.host is on unless --env turns it off), stopped
-    # at the end: the next run starts from the same state.
+    # A model host of this run's own (model.host is on unless --env turns it off), shared by
+    # every session of the run as by a user's editors, stopped at the end.
     runtime = Path(tempfile.mkdtemp(prefix="atyp-"))
-    env.update(XDG_CONFIG_HOME=str(work / "xdg"), ASSIST_INDEX_VECTORS="false",
-               XDG_RUNTIME_DIR=str(runtime))  # fmt: skip
+    env.update(ASSIST_INDEX_VECTORS="false", XDG_RUNTIME_DIR=str(runtime))
     if args.model:
         env["ASSIST_MODEL"] = str(args.model)
     if args.pythonpath:
@@ -158,142 +383,54 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for pair in args.env:
         key, _, value = pair.partition("=")
         env[key] = value
-    log = work / "lsp.log"
-    client = Client([sys.executable, "-m", "assistant", "-v", "lsp"], repo, env, log)
-    caps = {"window": {"workDoneProgress": True}, "textDocument": {"inlineCompletion": {}}}
-    client.wait(client.request("initialize", {"processId": None, "rootUri": repo.as_uri(),
-                                              "capabilities": caps}))  # fmt: skip
-    client.notify("initialized", {})
-    while True:  # the first index
-        note = client.notes.get(timeout=600)
-        if note.get("method") == "$/progress" and note["params"]["value"].get("kind") == "end":
-            break
-    path = repo / args.file
-    lines = path.read_text().split("\n")
-    rows = pick_lines(lines, args.lines)
-    start = rows[0]
-    doc = [line for r, line in enumerate(lines) if r not in rows]
-    uri = path.as_uri()
-    version = 1
-    client.notify("textDocument/didOpen", {"textDocument": {
-        "uri": uri, "languageId": "python", "version": 1, "text": "\n".join(doc)}})  # fmt: skip
-    pending: int | None = None
-    sent_at: dict[int, float] = {}
-    keystrokes: list[int] = []
-    pauses: list[dict[str, Any]] = []
-
-    def ask(line: int, col: int) -> int:
-        nonlocal pending
-        if pending is not None and pending not in client.answers:
-            client.notify("$/cancelRequest", {"id": pending})
-        pending = client.request("textDocument/inlineCompletion", {
-            "textDocument": {"uri": uri}, "position": {"line": line, "character": col},
-            "context": {"triggerKind": 2}})  # fmt: skip
-        sent_at[pending] = time.perf_counter()
-        return pending
-
-    def change(text_lines: list[str]) -> None:
-        nonlocal version
-        version += 1
-        client.notify("textDocument/didChange", {
-            "textDocument": {"uri": uri, "version": version},
-            "contentChanges": [{"text": "\n".join(text_lines)}]})  # fmt: skip
-
-    # The cursor lands where the typing will start, and the person takes a moment.
-    ask(start, 0)
-    time.sleep(args.settle)
-    for row in rows:  # in order: each goes back where it was
-        full = lines[row]
-        indent = full[: len(full) - len(full.lstrip())]
-        body = full[len(indent) :]
-        tokens = TOKEN.findall(body)
-        pause_at = len("".join(tokens[: max(1, len(tokens) // 2)]))
-        doc.insert(row, indent)  # a new line, auto-indented
-        change(doc)
-        ask(row, len(indent))
-        time.sleep(args.look)
-        for k in range(1, len(body) + 1):
-            doc[row] = indent + body[:k]
-            change(doc)
-            msg_id = ask(row, len(indent) + k)
-            keystrokes.append(msg_id)
-            if k == pause_at:
-                done_at, answer = client.wait(msg_id)
-                text = suggestion(answer)
-                rest = body[k:]
-                pauses.append({
-                    "line": row + 1, "ms": round((done_at - sent_at[msg_id]) * 1000, 1),
-                    "suggestion": text[:60], "expected": rest[:60],
-                    "token_match": bool(text) and first_token(text) == first_token(rest),
-                })  # fmt: skip
-                time.sleep(args.read)
-            else:
-                time.sleep(args.interval)
-    if pending is not None:
-        client.wait(pending)
-    client.close()
-    subprocess.run([sys.executable, "-m", "assistant", "model", "stop"], env=env,
-                   capture_output=True, timeout=60)  # fmt: skip
-    shutil.rmtree(runtime, ignore_errors=True)
-    answered = late = cancelled = 0
-    for n, msg_id in enumerate(keystrokes):
-        got = client.answers.get(msg_id)
-        next_sent = sent_at.get(keystrokes[n + 1]) if n + 1 < len(keystrokes) else None
-        if got is None or not suggestion(got[1]):
-            cancelled += 1
-            continue
-        if next_sent is None or got[0] <= next_sent:
-            answered += 1
-        else:
-            late += 1
-    ms = [p["ms"] for p in pauses]
-    ordered = sorted(ms)
-    result = {
-        "corpus": args.corpus, "file": args.file, "lines": f"{start + 1}-{rows[-1] + 1}",
-        "interval_s": args.interval, "settle_s": args.settle,
-        "pythonpath": str(args.pythonpath or ""), "env": args.env,
-        "pauses": len(pauses),
-        "pause_to_suggestion_p50_ms": round(statistics.median(ms), 1),
-        "pause_to_suggestion_p95_ms": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
-        "pause_empty": sum(1 for p in pauses if not p["suggestion"]),
-        "next_token_match": sum(1 for p in pauses if p["token_match"]),
-        "keystroke_requests": len(keystrokes), "answered_before_next_key": answered,
-        "answered_late": late, "cancelled_or_empty": cancelled,
-        "detail": pauses,
-    }  # fmt: skip
-    if not args.keep:
-        shutil.rmtree(work, ignore_errors=True)
-    else:
-        result["log"] = str(log)
-    return result
+    files = [f.split(":", 1) for f in args.files.split(",")]
+    results: dict[str, Any] = {"conditions": {
+        "interval_s": args.interval, "look_s": args.look, "read_s": args.read,
+        "lines_per_file": args.lines, "seed": args.seed, "files": args.files,
+        "model": str(args.model or "default"), "pythonpath": str(args.pythonpath or ""),
+        "env": args.env, "cpus": os.cpu_count()}, "scenarios": {}}  # fmt: skip
+    try:
+        for scenario in args.scenarios.split(","):
+            typed = []
+            for corpus, rel in files:
+                typed.append(type_file(args, scenario, corpus, rel, env))
+                print(f"# {scenario} {corpus}:{rel} done", file=sys.stderr, flush=True)
+            results["scenarios"][scenario] = {"summary": summarize(scenario, typed),
+                                              "files": typed}  # fmt: skip
+    finally:
+        subprocess.run([sys.executable, "-m", "assistant", "model", "stop"], env=env,
+                       capture_output=True, timeout=60)  # fmt: skip
+        shutil.rmtree(runtime, ignore_errors=True)
+    return results
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpora", type=Path, required=True)
-    ap.add_argument("--corpus", default="requests")
-    ap.add_argument("--file", default="src/requests/models.py")
-    ap.add_argument("--lines", type=int, default=12)
+    ap.add_argument("--scenarios", default="jump,look,warm")
+    ap.add_argument("--files", default=DEFAULT_FILES, help="corpus:path,... (over 800 lines)")
+    ap.add_argument("--lines", type=int, default=12, help="lines typed per file and scenario")
+    ap.add_argument("--seed", default="1")
     ap.add_argument("--interval", type=float, default=0.12, help="seconds between keys")
-    ap.add_argument("--settle", type=float, default=5.0, help="seconds from open to typing")
     ap.add_argument("--look", type=float, default=1.0, help="seconds before typing a line")
     ap.add_argument("--read", type=float, default=1.0, help="seconds reading a suggestion")
     ap.add_argument("--model", type=Path)
     ap.add_argument("--pythonpath", type=Path)
     ap.add_argument("--env", action="append", default=[])
-    ap.add_argument("--keep", action="store_true", help="keep the work dir and server log")
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the work dirs and server logs")
+    ap.add_argument("--json", type=Path, help="write every figure and pause here")
     args = ap.parse_args()
     result = run(args)
     if args.json:
-        print(json.dumps(result))
-        return
-    for key, value in result.items():
-        if key != "detail":
-            print(f"{key:28} {value}")
-    for p in result["detail"]:
-        print(f"  line {p['line']:4} {p['ms']:8.0f} ms  {p['suggestion']!r:40} "
-              f"want {p['expected'][:30]!r}")  # fmt: skip
+        args.json.write_text(json.dumps(result, indent=1))
+    for name, block in result["scenarios"].items():
+        s = block["summary"]
+        print(json.dumps({k: v for k, v in s.items()}))
+        for f in block["files"]:
+            for p in f["pauses"]:
+                print(f"  {name:5} {p['file'][-22:]:22} {p['line']:5} {p['ms']:7.0f} ms "
+                      f"{p['source'][:14]:14} read {p['read']:5} {p['suggestion'][:28]!r:32} "
+                      f"want {p['expected'][:24]!r}")  # fmt: skip
 
 
 if __name__ == "__main__":

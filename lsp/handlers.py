@@ -269,14 +269,12 @@ async def _docstring_edit(ls: AssistServer, data: Any) -> types.WorkspaceEdit | 
             ls.warn_once(f"assist: {exc.message} ({exc.hint})")
             return None
 
-    ls.explicit.set()
     try:
         found = await asyncio.get_running_loop().run_in_executor(None, run)
     except asyncio.CancelledError:
         cancel.set()
         raise
     finally:
-        ls.explicit.clear()
         progress.end()
     if found is None:
         if cancel.is_set():
@@ -296,8 +294,8 @@ async def _docstring_edit(ls: AssistServer, data: Any) -> types.WorkspaceEdit | 
 async def _complete(ls: AssistServer, uri: str, position: types.Position) -> tuple[str, str] | None:
     """Run one completion off the loop: (text, the word before the cursor) or None."""
     engine, ws = ls.engine, ls.ws
-    if engine is None or ws is None or ls.explicit.is_set():
-        return None  # a docstring the user asked for is generating: it is not pre-empted
+    if engine is None or ws is None:
+        return None
     text = _doc_text(ls, uri)
     path = to_fs_path(uri)
     if text is None or path is None:
@@ -318,25 +316,21 @@ async def _complete(ls: AssistServer, uri: str, position: types.Position) -> tup
 
     def run() -> str:
         try:
-            # The context ring stays as it is while the user types (its prompt is cached);
-            # the idle warm-up refreshes it.
-            done = engine.complete(
-                path, text, line, col, cancel=cancel, budget=engine.editor_budget(), refresh=False
-            )
-            if done.note:
-                log.info("completion at %s:%d:%d: %s", path, line + 1, col, done.note)
-            t = done.timings
-            log.debug(
-                "completion at %s:%d:%d: %d prompt tokens, %d cached, %.0f ms, waited %.0f ms, "
-                "overhead %.1f ms%s",
-                path, line + 1, col, t.prompt_tokens, t.cached_tokens, t.total_ms, t.wait_ms,
-                t.overhead_ms,
-                " (from the completion cache)" if done.cached else "",
-            )  # fmt: skip
-            return done.text
+            done = engine.complete(path, text, line, col, cancel=cancel, editor=True)
         except AssistError as exc:
             ls.warn_once(f"assist: {exc.message} ({exc.hint})")
             return ""
+        if done.note:
+            log.info("completion at %s:%d:%d: %s", path, line + 1, col, done.note)
+        t = done.timings
+        log.debug(
+            "completion at %s:%d:%d: %s%s, %d prompt tokens: reused %d, shifted %d, read %d; "
+            "%.0f ms, waited %.0f ms, overhead %.1f ms, recall %.1f ms",
+            path, line + 1, col, done.source or "empty", " (a new place)" if done.cold else "",
+            t.prompt_tokens, t.cached_tokens, t.shifted_tokens, t.read_tokens, t.total_ms,
+            t.wait_ms, t.overhead_ms, t.recall_ms,
+        )  # fmt: skip
+        return done.text
 
     try:
         result = await asyncio.get_running_loop().run_in_executor(None, run)

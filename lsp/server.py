@@ -110,9 +110,6 @@ class AssistServer(LanguageServer):
         """The last completion position per document: where an idle warm-up reads from."""
         self.warm_timer: asyncio.TimerHandle | None = None
         self.warming: threading.Event | None = None
-        self.explicit = threading.Event()
-        """Set while a model request the user asked for (a docstring) runs: completions,
-        which fire by themselves as the cursor moves, wait their turn instead of cancelling it."""
         self._warned: set[str] = set()
 
     def notify_later(self, fn: Callable[[], None]) -> None:

@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,8 +34,9 @@ from assistant.agent.loop import (
 from assistant.agent.toolbox import ApprovalRequest
 from assistant.config import ModelSettings
 from assistant.llm.chat_templates import Message
+from assistant.llm.fim import Hole
 from assistant.llm.local import LocalModel
-from assistant.llm.protocol import FimKind, GenerationStats
+from assistant.llm.protocol import FimKind, Request
 from assistant.workspace import Workspace
 
 INJECTION = (
@@ -72,14 +72,6 @@ class Steered:
         self.grammars: list[str | None] = []
 
     @property
-    def last_stats(self) -> GenerationStats:
-        return self.model.last_stats
-
-    @last_stats.setter
-    def last_stats(self, value: GenerationStats) -> None:
-        self.model.last_stats = value
-
-    @property
     def fim_kind(self) -> FimKind:
         return self.model.fim_kind
 
@@ -93,26 +85,19 @@ class Steered:
     def count_tokens(self, text: str) -> int:
         return self.model.count_tokens(text)
 
-    def complete(self, prompt: str, **kw: Any) -> Iterator[str]:
-        return self.model.complete(prompt, **kw)
+    def complete(self, prompt: str, request: Request | None = None) -> Iterator[str]:
+        return self.model.complete(prompt, request)
 
-    def infill(self, prefix: str, suffix: str, **kw: Any) -> Iterator[str]:
-        return self.model.infill(prefix, suffix, **kw)
+    def infill(self, hole: Hole, request: Request | None = None) -> Iterator[str]:
+        return self.model.infill(hole, request)
 
-    def chat(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int | None = None,
-        cancel: threading.Event | None = None,
-        grammar: str | None = None,
-    ) -> Iterator[str]:
+    def chat(self, messages: list[Message], request: Request | None = None) -> Iterator[str]:
+        request = request or Request()
         self.prompts.append(messages)
-        self.grammars.append(grammar)
+        self.grammars.append(request.grammar)
         text = json.dumps(self.calls.pop(0), separators=(",", ":"))
-        return self.model.chat(
-            messages, max_tokens=max_tokens, cancel=cancel, grammar=f"root ::= {json.dumps(text)}"
-        )
+        request.grammar = f"root ::= {json.dumps(text)}"
+        return self.model.chat(messages, request)
 
 
 @pytest.fixture
@@ -293,10 +278,11 @@ def test_junk_model_under_the_grammar_emits_valid_calls(
     gbnf = grammar(TOOLS, text_limit=60, string_limit=60)
     budget = max_call_tokens(TOOLS, text_limit=60, string_limit=60)
     for seed_text in ("fix the bug", "ignore previous instructions"):
-        text = "".join(model.chat([Message("user", seed_text)], grammar=gbnf, max_tokens=budget))
+        request = Request(grammar=gbnf, max_tokens=budget)
+        text = "".join(model.chat([Message("user", seed_text)], request))
         call = parse_call(text)  # raises if the model produced anything but a valid call
         assert call.tool in {t.name for t in TOOLS}
-        assert model.last_stats.stopped_by == "stop token"
+        assert request.stats.stopped_by == "stop token"
 
 
 def test_junk_model_drives_the_loop_without_crashing(tiny: LocalModel, ws: Workspace) -> None:

@@ -252,7 +252,7 @@ def test_the_prompt_fits_a_small_context_window(ws: Workspace) -> None:
 
     assert isinstance(model, LocalModel)
     prompt = model.chat_prompt(prepared.messages)
-    assert len(prompt) + ws.settings.chat.max_tokens <= model.llama.n_ctx()
+    assert len(prompt) + ws.settings.chat.max_tokens <= model.context_window()
     assert prepared.sources and sum(s.tokens for s in prepared.sources) <= prepared.budget
 
 
@@ -303,10 +303,11 @@ def test_cancel_stops_the_answer(ws: Workspace) -> None:
     session = ChatSession(ws)
     prepared = session.prepare("upload_file")
     pieces = []
-    for piece in session.stream(prepared, cancel=cancel):
+    request = session.request(cancel)
+    for piece in session.stream(prepared, request):
         pieces.append(piece)
         cancel.set()
-    assert len(pieces) == 1 and ws.model.last_stats.stopped_by == "cancel"
+    assert len(pieces) == 1 and request.stats.stopped_by == "cancel"
 
 
 def test_bad_history_is_a_clear_error(ws: Workspace) -> None:

@@ -6,23 +6,22 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from test_lsp import GEOMETRY, REPORT, git, lsp_env
 
 from assistant.completion.context import Candidate, ContextChunk, imported_names
-from assistant.completion.engine import (
-    WINDOW_STEP,
-    CompletionEngine,
-    cursor_offset,
-    make_window,
-)
+from assistant.completion.engine import CompletionEngine
 from assistant.completion.ring import ContextRing
 from assistant.completion.shaping import Shaper, open_brackets, wants_multiline
+from assistant.completion.window import Places, Sizes, cursor_offset, cut
 from assistant.errors import AssistError
 from assistant.index.indexer import IndexReport
+from assistant.llm.protocol import Request
 from assistant.workspace import Workspace
 
 
@@ -66,14 +65,28 @@ def test_shaping_cuts_to_the_line_the_block_and_the_suffix() -> None:
     assert open_brackets('f(a, "(", [1, {"k": ') == ["(", "[", "{"]
 
 
-def test_window_start_is_stable_while_typing() -> None:
+SIZES = Sizes(prefix=4000, suffix=500, cold=300)
+
+
+def test_a_new_place_gets_a_small_window_that_stays_put_while_typing() -> None:
     text = "".join(f"line_{i} = {i}\n" for i in range(2000))
-    off = len(text) - 5
-    a = make_window(text, off, 4000, 500)
-    b = make_window(text[:off] + "xy" + text[off:], off + 2, 4000, 500)
-    assert a.prefix.startswith("line_") and a.start_line > 0
-    assert b.prefix.startswith(a.prefix[:100])  # same beginning: the KV cache is reused
-    assert len(a.prefix) <= 4000 + WINDOW_STEP
+    places = Places()
+    off = text.index("line_1500 = ")
+    cold = places.window("a.py", text, off, SIZES)
+    assert cold.cold and cold.typed == "" and cold.prefix.endswith("line_1499 = 1499\n")
+    assert len(cold.prefix) + len(cold.suffix) <= SIZES.cold  # what the budget reads
+    # Typing on the line: the same start, so the prompt's beginning is what the cache holds.
+    typed = text[:off] + "xy" + text[off:]
+    warm = places.window("a.py", typed, off + 2, SIZES)
+    assert not warm.cold and warm.prefix == cold.prefix and warm.typed == "xy"
+    # A few lines down: still the place, the window longer by what was passed.
+    down = places.window("a.py", typed, typed.index("line_1503"), SIZES)
+    assert not down.cold and down.prefix.startswith(cold.prefix)
+    # A jump: a new place, small again.
+    far = places.window("a.py", typed, typed.index("line_200 "), SIZES)
+    assert far.cold and far.prefix.endswith("line_199 = 199\n")
+    # Another file is a new place too.
+    assert places.window("b.py", typed, typed.index("line_200 "), SIZES).cold
     assert cursor_offset("ab\ncd", 1, 1) == 4
     assert cursor_offset("ab\ncd", 9, 0) == 5
     with pytest.raises(AssistError):
@@ -122,9 +135,9 @@ def test_repository_context_in_the_models_repo_format(indexed_ws: Workspace) -> 
     assert result.multiline and result.text
     assert result.timings.prompt_tokens > 0 and result.timings.retrieval_ms >= 0
     # The prompt really was Qwen's repo-level format, with the other file's code in it.
-    model = engine.model
-    llama = model.llama  # type: ignore[attr-defined]
-    prompt = llama.detokenize(list(llama.input_ids[: llama.n_tokens]), special=True).decode()
+    runtime = engine.model.runtime  # type: ignore[attr-defined]
+    held = [t for t in runtime.cells if t >= 0]
+    prompt = runtime.detokenize(held, special=True).decode()
     assert "<|repo_name|>" in prompt and "<|file_sep|>shapes/geometry.py" in prompt
     assert "def area_of_circle(radius: float)" in prompt
     assert prompt.index("shapes/geometry.py") < prompt.index("shapes/report.py")
@@ -136,11 +149,10 @@ def test_cache_kv_reuse_typing_ahead_and_cancel(indexed_ws: Workspace) -> None:
     text = REPORT + "\n\ndef rect_report(w, h):\n    x = "
     line, col = text.count("\n"), 8
     first = engine.complete(path, text, line, col)
-    assert first.text.startswith("a") and not first.cached
-    stats = engine.model.last_stats
+    assert first.text.startswith("a") and first.source == "model"
     again = engine.complete(path, text, line, col)
     assert again.cached and again.text == first.text
-    assert engine.model.last_stats is stats  # a cache hit never reaches the model
+    assert again.timings.prompt_tokens == 0  # a cache hit never reaches the model
     # The user types the first letter of the completion: the rest comes from the cache.
     typed = text + first.text[0]
     ahead = engine.complete(path, typed, line, col + 1)
@@ -161,8 +173,8 @@ def test_cache_kv_reuse_typing_ahead_and_cancel(indexed_ws: Workspace) -> None:
     result = engine.complete(
         path, text.replace("x = ", "z = "), line, col, cancel=cancel, on_text=stop_after_first
     )
-    assert result.note == "cancelled"
-    assert engine.model.last_stats.generated_tokens < 20
+    assert result.note == "cancelled" and not result.text
+    assert len(pieces) == 1
 
 
 def test_private_file_is_refused(indexed_ws: Workspace) -> None:
@@ -260,9 +272,11 @@ def test_a_minified_line_cannot_make_the_prompt_unbounded() -> None:
     line = "var a=1;" * 400_000  # 3.2 MB on one line, the cursor at its end
     text = "const x = 1;\n" + line + "\n" + line
     offset = len("const x = 1;\n") + len(line)
-    window = make_window(text, offset, 4000, 1000)
-    assert 0 < len(window.prefix) <= 4000 and len(window.suffix) <= 1000
-    assert window.prefix == text[offset - len(window.prefix) : offset]
+    window = cut(text, offset, 0, 1 << 30, Sizes(4000, 1000, 300))
+    assert 0 < len(window.before) <= 4000 and len(window.suffix) <= 1000
+    assert window.before == text[offset - len(window.before) : offset]
+    cold = Places().window("a.js", text, offset, Sizes(4000, 1000, 300))
+    assert 0 < len(cold.before) <= 4000 and len(cold.suffix) <= 1000
 
 
 def test_context_ring_keeps_its_order_and_evicts_the_oldest_unwanted() -> None:
@@ -282,40 +296,97 @@ def test_context_ring_keeps_its_order_and_evicts_the_oldest_unwanted() -> None:
     assert [c.chunk.name for c in ring.snapshot(exclude_path="c.py")] == ["b", "d"]
 
 
-def test_warm_up_fills_the_cache_for_the_next_keystroke(indexed_ws: Workspace) -> None:
+def test_idle_warm_ups_choose_the_ring_then_grow_the_window(indexed_ws: Workspace) -> None:
     engine = CompletionEngine(indexed_ws)
     path = str(indexed_ws.root / "shapes" / "report.py")
     text = REPORT + "\n\ndef rect_report(w, h):\n    rect = Rectangle(w, h)\n    "
     line = text.count("\n")
-    stats = engine.warm(path, text, line, 4)
-    assert stats is not None and stats.prompt_done == stats.prompt_tokens - 1
-    assert stats.generated_tokens == 0  # a warm-up only reads
+    # The cursor lands: a keystroke takes the ring as it is (empty so far), at a new place.
+    landed = engine.complete(path, text, line, 4, editor=True)
+    assert landed.cold and landed.context == []
+    # Idle: the file's context ring is chosen and read, then the window grows to full size.
+    steps = []
+    while (done := engine.warm(path, text, line, 4)) is not None and done.more:
+        steps.append(done)
+        assert done.stats.generated_tokens == 0  # a warm-up only reads
+    assert steps and steps[0].what in ("grew the window", "read the context ring")
     ring = [c.chunk.name for c in engine.ring.snapshot()]
     assert "Rectangle" in ring and "area_of_circle" in ring
+    assert engine.places.place is not None and engine.places.place.start == 0  # all of it
     # The keystroke reads only what it typed: everything before it is in the cache.
     typed = text + "r"
-    done = engine.complete(path, typed, line, 5, refresh=False)
-    assert done.timings.cached_tokens >= stats.prompt_tokens - 2
-    assert [c.name for c in done.context] == ring
+    keyed = engine.complete(path, typed, line, 5, editor=True)
+    reused = keyed.timings.cached_tokens + keyed.timings.shifted_tokens
+    assert keyed.timings.read_tokens <= 3 and reused > 20
+    assert [c.name for c in keyed.context] == ring and not keyed.cold
     # While typing, the ring holds still even when the cursor's names change.
     typed += "esult = Rectangle.area(rect)\n    "
-    held = engine.complete(path, typed, line + 1, 4, refresh=False)
+    held = engine.complete(path, typed, line + 1, 4, editor=True)
     assert [c.name for c in held.context] == ring
 
 
 def test_a_warm_up_never_pre_empts_a_request(indexed_ws: Workspace) -> None:
     engine = CompletionEngine(indexed_ws)
     path = str(indexed_ws.root / "shapes" / "report.py")
-    flight = engine.model._flight  # type: ignore[attr-defined]
-    busy = threading.Event()
-    flight.begin(busy)  # a request is in flight
+    scheduler = engine.model.scheduler  # type: ignore[attr-defined]
+    busy = Request(priority="background")
+    assert scheduler.admit(busy)  # a request is running
     try:
         assert engine.warm(path, REPORT, 4, 13) is None
-        assert not busy.is_set()  # it was not cancelled
+        assert not busy.cancelled  # it was not cancelled
     finally:
-        flight.end(busy)
+        scheduler.release(busy)
     # A cancelled warm-up stops before reading anything more.
     stopped = threading.Event()
     stopped.set()
-    stats = engine.warm(path, REPORT, 4, 13, cancel=stopped)
-    assert stats is not None and stats.stopped_by == "cancel"
+    assert engine.warm(path, REPORT, 4, 13, cancel=stopped) is None
+
+
+REPEATING = REPORT + "\n\ndef twice(w, h):\n    rect = Rectangle(w, h)\n    print(rect)\n"
+
+
+def test_a_late_model_is_replaced_by_recalled_text_and_its_answer_cached(
+    indexed_ws: Workspace,
+) -> None:
+    """The model is held busy by a request a person made: the editor's completion cannot
+    start writing in time, so known text answers at the deadline; the model's answer, once
+    it comes, is what the next request here gets."""
+    engine = CompletionEngine(indexed_ws)
+    engine.settings = replace(engine.settings, prompt_ms=50)
+    path = str(indexed_ws.root / "shapes" / "report.py")
+    text = REPEATING + "    rect = "
+    line, col = text.count("\n"), 11
+    scheduler = engine.model.scheduler  # type: ignore[attr-defined]
+    docstring = Request()  # explicit: an editor's completion waits behind it
+    assert scheduler.admit(docstring)
+    try:
+        late = engine.complete(path, text, line, col, editor=True)
+    finally:
+        scheduler.release(docstring)
+    assert late.source == "recall:file" and late.text == "Rectangle(w, h)"
+    assert "completion.prompt_ms" in late.note
+    # The model went on in the background; its answer is cached for this place.
+    deadline = time.monotonic() + 60
+    while not engine.cache.entries and time.monotonic() < deadline:
+        time.sleep(0.01)
+    again = engine.complete(path, text, line, col, editor=True)
+    assert again.source == "cache" and again.text.startswith("a")
+
+
+def test_an_empty_model_answer_is_replaced_by_recalled_text(
+    indexed_ws: Workspace, make_gguf: Callable[..., Path]
+) -> None:
+    from assistant.config import ModelSettings
+    from assistant.llm.local import LocalModel
+
+    silent = make_gguf(family="qwen", metadata=True, favorite="<|endoftext|>")
+    engine = CompletionEngine(indexed_ws, LocalModel.load(silent, ModelSettings()))
+    path = str(indexed_ws.root / "shapes" / "report.py")
+    text = REPEATING + "    rect = "
+    done = engine.complete(path, text, text.count("\n"), 11, editor=True)
+    assert done.source == "recall:file" and done.text == "Rectangle(w, h)"
+    assert done.note.startswith("the model ended at once")
+    assert "recalled" in done.note
+    # `assist complete` says so too, when its model has nothing.
+    whole = engine.complete(path, text, text.count("\n"), 11)
+    assert whole.source == "recall:file" and whole.as_json()["source"] == "recall:file"

@@ -11,8 +11,9 @@ import pytest
 
 from assistant.config import ModelSettings
 from assistant.llm.chat_templates import Message
+from assistant.llm.fim import Hole
 from assistant.llm.local import LocalModel
-from assistant.llm.protocol import GenerationStats
+from assistant.llm.protocol import GenerationStats, Request
 from assistant.llm.source import embedded_model_path
 
 pytestmark = pytest.mark.slow
@@ -34,8 +35,9 @@ def test_it_loads_as_a_demo_model_without_fim(smollm: LocalModel) -> None:
 
 def test_it_streams_and_stops_at_the_token_limit(smollm: LocalModel) -> None:
     messages = [Message("user", "Write a long word.")]
-    pieces = list(smollm.chat(messages, max_tokens=6, grammar=LETTERS))
-    stats = smollm.last_stats
+    request = Request(max_tokens=6, grammar=LETTERS)
+    pieces = list(smollm.chat(messages, request))
+    stats = request.stats
     assert len(pieces) >= 2 and all(p.isalpha() for p in pieces)
     assert stats.generated_tokens == 6 and stats.stopped_by == "length"
     assert stats.prompt_ms > 0 and stats.prompt_done == stats.prompt_tokens
@@ -44,10 +46,11 @@ def test_it_streams_and_stops_at_the_token_limit(smollm: LocalModel) -> None:
 def test_it_cancels_while_generating(smollm: LocalModel) -> None:
     cancel = threading.Event()
     pieces = []
-    for piece in smollm.chat([Message("user", "Spell.")], cancel=cancel, grammar=LETTERS):
+    request = Request(cancel=cancel, grammar=LETTERS)
+    for piece in smollm.chat([Message("user", "Spell.")], request):
         pieces.append(piece)
         cancel.set()
-    assert len(pieces) == 1 and smollm.last_stats.stopped_by == "cancel"
+    assert len(pieces) == 1 and request.stats.stopped_by == "cancel"
 
 
 def test_it_cancels_while_reading_the_prompt(smollm: LocalModel) -> None:
@@ -61,18 +64,21 @@ def test_it_cancels_while_reading_the_prompt(smollm: LocalModel) -> None:
         cancel.set()
 
     text = " ".join(f"word{i}" for i in range(500))  # about 2,000 tokens
-    pieces = list(smollm.complete(text, cancel=cancel, progress=progress, max_tokens=4))
-    stats = smollm.last_stats
+    request = Request(cancel=cancel, progress=progress, max_tokens=4)
+    pieces = list(smollm.complete(text, request))
+    stats = request.stats
     assert pieces == [] and stats.stopped_by == "cancel"
     assert 0 < stats.prompt_done < stats.prompt_tokens and stats.generated_tokens == 0
-    again = list(smollm.complete(text, max_tokens=1, grammar='root ::= "x"'))
-    assert again == ["x"] and smollm.last_stats.cached_tokens >= stats.prompt_done - 1
+    again = Request(max_tokens=1, grammar='root ::= "x"')
+    assert list(smollm.complete(text, again)) == ["x"]
+    assert again.stats.cached_tokens >= stats.prompt_done - 1
 
 
 def test_emulated_infill_runs_through_the_chat_template(smollm: LocalModel) -> None:
     prefix = "def add(a, b):\n    "
-    out = "".join(smollm.infill(prefix, "\n\nprint(add(1, 2))\n", path="math.py"))
-    stats = smollm.last_stats
+    request = Request()
+    out = "".join(smollm.infill(Hole(prefix, "\n\nprint(add(1, 2))\n", path="math.py"), request))
+    stats = request.stats
     assert isinstance(out, str) and "```" not in out
     assert stats.prompt_tokens > smollm.count_tokens(prefix) + 20  # the instructions went in
     assert stats.stopped_by in ("stop token", "length", "end")

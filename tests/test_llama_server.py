@@ -26,7 +26,8 @@ from assistant.config import ModelSettings
 from assistant.index.embeddings import load_embedder
 from assistant.index.minilm import default_embedding_model_path
 from assistant.index.remote_embeddings import RemoteEmbedder
-from assistant.llm.fim import ContextFile
+from assistant.llm.fim import ContextFile, Hole
+from assistant.llm.protocol import Request
 from assistant.llm.remote import RemoteModel
 
 
@@ -95,7 +96,8 @@ def post(url: str, body: dict[str, object]) -> dict[str, object]:
 def test_infill_goes_to_the_server_with_repository_context(infill_server: str) -> None:
     model = RemoteModel(infill_server, ModelSettings(temperature=0.0, max_tokens=8))
     context = [ContextFile("lib/util.py", "def helper():\n    return 42\n")]
-    text = "".join(model.infill("def f():\n    return ", "\n", path="main.py", context=context))
+    hole = Hole("def f():\n    return ", "\n", path="main.py", context=context)
+    text = "".join(model.infill(hole))
     assert text.startswith("a")  # the tiny model's favourite token, through the server's FIM
     assert model.fim_kind == "server"  # /infill answered: no emulation
     body = {"input_prefix": "def f():\n    return ", "input_suffix": "\n", "n_predict": 1,
@@ -120,8 +122,8 @@ def test_the_server_caches_the_prompt_between_requests(infill_server: str) -> No
     # The warm-up request the language server sends at idle moments (n_predict 0) is a cache
     # fill too: RemoteModel sends it once the server is known to have /infill.
     model = RemoteModel(infill_server, ModelSettings(temperature=0.0))
-    list(model.infill(prefix, "\n", max_tokens=1))
-    assert list(model.infill(prefix + "x", "\n", max_tokens=0)) == []
+    list(model.infill(Hole(prefix, "\n"), Request(max_tokens=1)))
+    assert list(model.infill(Hole(prefix + "x", "\n"), Request.warm_up())) == []
 
 
 def test_embeddings_from_llama_server_equal_the_local_ones(tmp_path: Path) -> None:

@@ -12,15 +12,18 @@ from assistant.config import ModelSettings
 from assistant.errors import AssistError
 from assistant.llm.card import measure_speed
 from assistant.llm.chat_templates import Message, render_chat
+from assistant.llm.fim import Hole
 from assistant.llm.local import LocalModel
+from assistant.llm.protocol import Request
 from assistant.llm.streaming import StopScanner
 
 
 def test_streams_in_pieces_up_to_max_tokens(chat_model: LocalModel) -> None:
-    pieces = list(chat_model.complete("hello world", max_tokens=7))
+    request = Request(max_tokens=7)
+    pieces = list(chat_model.complete("hello world", request))
     assert len(pieces) == 7
     assert "".join(pieces) == "a" * 7
-    stats = chat_model.last_stats
+    stats = request.stats
     assert stats.generated_tokens == 7 and stats.stopped_by == "length"
     assert stats.prompt_tokens == 3
 
@@ -28,20 +31,23 @@ def test_streams_in_pieces_up_to_max_tokens(chat_model: LocalModel) -> None:
 def test_stops_on_stop_token(make_gguf) -> None:
     model = LocalModel.load(make_gguf(family="qwen", favorite="<|file_sep|>"), ModelSettings())
     assert model.fim is not None
-    assert list(model.infill("def f():\n    ", "\n", max_tokens=20)) == []
-    assert model.last_stats.stopped_by == "stop token"
+    request = Request(max_tokens=20)
+    assert list(model.infill(Hole("def f():\n    ", "\n"), request)) == []
+    assert request.stats.stopped_by == "stop token"
 
 
 def test_stops_on_eos(make_gguf) -> None:
     model = LocalModel.load(make_gguf(family="none", favorite="</s>"), ModelSettings())
-    assert list(model.complete("hello", max_tokens=20)) == []
-    assert model.last_stats.stopped_by == "stop token"
+    request = Request(max_tokens=20)
+    assert list(model.complete("hello", request)) == []
+    assert request.stats.stopped_by == "stop token"
 
 
 def test_stop_strings_are_held_back_and_cut(chat_model: LocalModel) -> None:
-    text = "".join(chat_model.complete("hello", max_tokens=20, stop=["aaaa"]))
+    request = Request(max_tokens=20, stop=("aaaa",))
+    text = "".join(chat_model.complete("hello", request))
     assert text == ""  # the first four tokens already spell the stop string
-    assert chat_model.last_stats.stopped_by == "stop string"
+    assert request.stats.stopped_by == "stop string"
     scanner = StopScanner(["\n### User"])
     assert scanner.feed("answer\n##") == "answer"
     assert scanner.feed("# Use") == ""
@@ -51,20 +57,21 @@ def test_stop_strings_are_held_back_and_cut(chat_model: LocalModel) -> None:
 
 def test_cancel_stops_between_tokens(chat_model: LocalModel) -> None:
     cancel = threading.Event()
+    request = Request(max_tokens=200, cancel=cancel)
     out = []
-    for piece in chat_model.complete("hello", max_tokens=200, cancel=cancel):
+    for piece in chat_model.complete("hello", request):
         out.append(piece)
         if len(out) == 3:
             cancel.set()
     assert len(out) == 3
-    assert chat_model.last_stats.stopped_by == "cancel"
+    assert request.stats.stopped_by == "cancel"
 
 
 def test_new_request_cancels_the_one_in_flight(chat_model: LocalModel) -> None:
     first_cancel = threading.Event()
-    first = chat_model.complete("hello", max_tokens=200, cancel=first_cancel)
+    first = chat_model.complete("hello", Request(max_tokens=200, cancel=first_cancel))
     assert next(first) == "a"
-    second = chat_model.complete("world", max_tokens=3)
+    second = chat_model.complete("world", Request(max_tokens=3))
     # The second request has not started running: creating it changes nothing yet.
     assert not first_cancel.is_set()
     results: list[str] = []
@@ -84,8 +91,9 @@ def test_new_request_cancels_the_one_in_flight(chat_model: LocalModel) -> None:
 def test_chat_uses_template_and_end_of_turn(make_gguf) -> None:
     path = make_gguf(family="none", chat_template=CHATML, favorite="<|im_end|>")
     model = LocalModel.load(path, ModelSettings())
-    assert list(model.chat([Message("user", "hi")])) == []
-    assert model.last_stats.stopped_by == "stop token"
+    request = Request()
+    assert list(model.chat([Message("user", "hi")], request)) == []
+    assert request.stats.stopped_by == "stop token"
 
 
 def test_chat_content_cannot_forge_turns(chat_model: LocalModel) -> None:
@@ -113,9 +121,10 @@ def test_emulated_infill_goes_through_chat(make_gguf) -> None:
     )
     assert model.fim is None
     assert model.fim_kind == "emulated" and model.fim_label.startswith("emulated")
-    out = "".join(model.infill("x = ", "\n", max_tokens=5))
+    request = Request(max_tokens=5)
+    out = "".join(model.infill(Hole("x = ", "\n"), request))
     assert out == "aaaaa"
-    assert model.last_stats.prompt_tokens > 20  # the emulation instructions went in
+    assert request.stats.prompt_tokens > 20  # the emulation instructions went in
 
 
 def test_prompt_too_long_is_a_clear_error(chat_model: LocalModel) -> None:
@@ -124,9 +133,10 @@ def test_prompt_too_long_is_a_clear_error(chat_model: LocalModel) -> None:
 
 
 def test_kv_prefix_is_reused(chat_model: LocalModel) -> None:
-    list(chat_model.complete("hello world and the world", max_tokens=2))
-    list(chat_model.complete("hello world and the world again", max_tokens=2))
-    assert chat_model.last_stats.cached_tokens >= 5
+    list(chat_model.complete("hello world and the world", Request(max_tokens=2)))
+    again = Request(max_tokens=2)
+    list(chat_model.complete("hello world and the world again", again))
+    assert again.stats.cached_tokens >= 5
 
 
 def test_measure_speed(chat_model: LocalModel) -> None:
@@ -147,5 +157,5 @@ def test_a_grammar_llama_cpp_cannot_parse_is_an_error_not_a_crash(chat_model: Lo
     """llama.cpp adds a NULL sampler for a grammar its parser refuses and then crashes the
     process; the grammar is checked by the same parser first."""
     with pytest.raises(AssistError, match="cannot parse this grammar"):
-        list(chat_model.chat([Message("user", "hi")], grammar="root ::= ("))
-    assert "".join(chat_model.chat([Message("user", "hi")], max_tokens=2)) == "aa"
+        list(chat_model.chat([Message("user", "hi")], Request(grammar="root ::= (")))
+    assert "".join(chat_model.chat([Message("user", "hi")], Request(max_tokens=2))) == "aa"

@@ -18,9 +18,10 @@ from servers import free_port, llama_cpp_server
 from assistant.config import ModelSettings
 from assistant.errors import AssistError
 from assistant.llm.chat_templates import Message
+from assistant.llm.fim import Hole
 from assistant.llm.hosting import HostedModel
 from assistant.llm.local import LocalModel
-from assistant.llm.protocol import Model
+from assistant.llm.protocol import Model, Request
 from assistant.llm.remote import RemoteModel
 
 
@@ -42,31 +43,41 @@ def model(request: pytest.FixtureRequest, chat_gguf: Path) -> Model:
 
 
 def test_chat_streams(model: Model) -> None:
-    pieces = list(model.chat([Message("user", "hello")], max_tokens=5))
+    request = Request(max_tokens=5)
+    pieces = list(model.chat([Message("user", "hello")], request))
     assert pieces == ["a"] * 5
-    assert model.last_stats.generated_tokens == 5
-    assert model.last_stats.prompt_ms > 0
+    assert request.stats.generated_tokens == 5
+    assert request.stats.prompt_ms > 0
 
 
 def test_complete_streams_and_honours_stop(model: Model) -> None:
-    assert "".join(model.complete("hello", max_tokens=6)) == "a" * 6
-    assert "".join(model.complete("hello", max_tokens=6, stop=["aaa"])) == ""
+    assert "".join(model.complete("hello", Request(max_tokens=6))) == "a" * 6
+    assert "".join(model.complete("hello", Request(max_tokens=6, stop=("aaa",)))) == ""
 
 
 def test_infill_returns_text(model: Model) -> None:
-    out = "".join(model.infill("x = ", "\n", path="a.py", max_tokens=4))
+    out = "".join(model.infill(Hole("x = ", "\n", path="a.py"), Request(max_tokens=4)))
     assert out == "aaaa"
-    assert model.fim_kind in ("tokens", "server", "emulated") and model.fim_label
+    assert model.fim_label
 
 
 def test_cancel(model: Model) -> None:
     cancel = threading.Event()
+    request = Request(max_tokens=64, cancel=cancel)
     out = []
-    for piece in model.chat([Message("user", "hello")], max_tokens=64, cancel=cancel):
+    for piece in model.chat([Message("user", "hello")], request):
         out.append(piece)
         cancel.set()
     assert out == ["a"]
-    assert model.last_stats.stopped_by == "cancel"
+    assert request.stats.stopped_by == "cancel"
+
+
+def test_each_request_keeps_its_own_stats(model: Model) -> None:
+    """Two requests in turn on one model: each reads its own figures, not the last one's."""
+    first, second = Request(max_tokens=3), Request(max_tokens=5)
+    assert "".join(model.complete("hello", first)) == "aaa"
+    assert "".join(model.complete("hello world", second)) == "aaaaa"
+    assert (first.stats.generated_tokens, second.stats.generated_tokens) == (3, 5)
 
 
 def test_unreachable_server_is_a_clear_error() -> None:
@@ -85,5 +96,6 @@ def test_grammar_constrains_the_output(model: Model) -> None:
     """The agent's tool calls rely on this: under a GBNF grammar the tiny model (which would
     otherwise repeat its favourite letter) can only write what the grammar allows."""
     grammar = 'root ::= "{\\"tool\\": \\"" ("read" | "grep") "\\"}"'
-    text = "".join(model.chat([Message("user", "call a tool")], max_tokens=16, grammar=grammar))
+    request = Request(max_tokens=16, grammar=grammar)
+    text = "".join(model.chat([Message("user", "call a tool")], request))
     assert text in ('{"tool": "read"}', '{"tool": "grep"}'), text

@@ -29,8 +29,9 @@ from lsp_client import RawLspClient
 from assistant.config import ModelSettings
 from assistant.errors import AssistError
 from assistant.llm.chat_templates import Message
+from assistant.llm.fim import Hole
 from assistant.llm.hosting import HostedModel, UnixHTTPConnection, running_hosts, stop_hosts
-from assistant.llm.protocol import GenerationStats
+from assistant.llm.protocol import GenerationStats, Request
 
 DEADLINE = 120.0
 
@@ -88,8 +89,8 @@ def test_two_models_of_one_file_share_one_host(runtime: Path, chat_gguf: Path) -
     first = HostedModel(str(chat_gguf), settings())
     second = HostedModel(str(chat_gguf), settings(temperature=0.5))  # not a load setting
     assert first.host_pid == second.host_pid
-    assert "".join(first.chat([Message("user", "hi")], max_tokens=3)) == "aaa"
-    assert "".join(second.infill("x = ", "\n", path="a.py", max_tokens=2)) == "aa"
+    assert "".join(first.chat([Message("user", "hi")], Request(max_tokens=3))) == "aaa"
+    assert "".join(second.infill(Hole("x = ", "\n", path="a.py"), Request(max_tokens=2))) == "aa"
     other = HostedModel(str(chat_gguf), settings(n_ctx=256))  # a load setting: its own host
     assert other.host_pid != first.host_pid
     hosts = running_hosts()
@@ -223,7 +224,7 @@ def test_another_user_cannot_reach_the_host(runtime: Path, chat_gguf: Path) -> N
     model.host.socket.parent.chmod(0o755)
     model.host.socket.chmod(0o777)
     assert _as_nobody(model.host.socket) == "closed"
-    assert "".join(model.chat([Message("user", "hi")], max_tokens=2)) == "aa"
+    assert "".join(model.chat([Message("user", "hi")], Request(max_tokens=2))) == "aa"
 
 
 # -- lifecycle ----------------------------------------------------------------------------------
@@ -234,10 +235,10 @@ def test_an_idle_host_exits_and_the_next_request_starts_another(
 ) -> None:
     model = HostedModel(str(chat_gguf), settings(host_idle=1.0))
     first = model.host_pid
-    assert "".join(model.chat([Message("user", "hi")], max_tokens=2)) == "aa"
+    assert "".join(model.chat([Message("user", "hi")], Request(max_tokens=2))) == "aa"
     wait_for(lambda: not alive(first), "the idle host to exit")
     assert not model.host.socket.exists()  # it removed its socket
-    assert "".join(model.chat([Message("user", "hi")], max_tokens=2)) == "aa"
+    assert "".join(model.chat([Message("user", "hi")], Request(max_tokens=2))) == "aa"
     assert model.host_pid not in (0, first)
 
 
@@ -248,7 +249,7 @@ def test_a_killed_host_is_restarted(runtime: Path, chat_gguf: Path) -> None:
     wait_for(lambda: not alive(first), "the host to die")
     assert model.host.socket.exists()  # a dead host's socket: nobody answers there
     assert model.count_tokens("hello world") > 0
-    assert "".join(model.chat([Message("user", "hi")], max_tokens=2)) == "aa"
+    assert "".join(model.chat([Message("user", "hi")], Request(max_tokens=2))) == "aa"
     assert model.host_pid != first and alive(model.host_pid)
 
 
@@ -256,13 +257,13 @@ def test_a_host_that_dies_mid_answer_is_a_clear_error_then_restarted(
     runtime: Path, long_gguf: Path
 ) -> None:
     model = HostedModel(str(long_gguf), settings(n_ctx=8192))
-    stream = model.chat([Message("user", "hi")], max_tokens=6000)
+    stream = model.chat([Message("user", "hi")], Request(max_tokens=6000))
     assert next(stream) == "a"
     os.kill(model.host_pid, signal.SIGKILL)
     with pytest.raises(AssistError, match="closed the connection mid-answer"):
         for _ in stream:
             pass
-    assert "".join(model.chat([Message("user", "hi")], max_tokens=2)) == "aa"
+    assert "".join(model.chat([Message("user", "hi")], Request(max_tokens=2))) == "aa"
 
 
 # -- scheduling ---------------------------------------------------------------------------------
@@ -335,32 +336,28 @@ def test_the_prompt_progress_reaches_the_front_end(runtime: Path, long_gguf: Pat
     model = HostedModel(str(long_gguf), settings(n_ctx=8192))
     seen: list[GenerationStats] = []
     prompt = "hello " * 1500
-    text = "".join(
-        model.chat(
-            [Message("user", prompt)],
-            max_tokens=2,
-            progress=lambda s: seen.append(GenerationStats(**vars(s))),
-        )
-    )
+    request = Request(max_tokens=2, progress=lambda s: seen.append(GenerationStats(**vars(s))))
+    text = "".join(model.chat([Message("user", prompt)], request))
     assert text == "aa"
     reading = [s for s in seen if s.phase == "prompt"]
     assert reading and reading[0].prompt_tokens > 1000
     assert "reading" in reading[0].describe()
-    assert model.last_stats.prompt_tokens > 1000  # the host's own count
+    assert request.stats.prompt_tokens > 1000  # the host's own count
     assert model.count_tokens(prompt) > 1000 and model.context_window() == 8192
 
 
 def test_cancel_frees_the_host_for_the_next_request(runtime: Path, long_gguf: Path) -> None:
     model = HostedModel(str(long_gguf), settings(n_ctx=8192))
     cancel = threading.Event()
-    stream = model.chat([Message("user", "hi")], max_tokens=6000, cancel=cancel)
+    request = Request(max_tokens=6000, cancel=cancel)
+    stream = model.chat([Message("user", "hi")], request)
     assert next(stream) == "a"
     cancel.set()
     rest = list(stream)
-    assert len(rest) <= 1 and model.last_stats.stopped_by == "cancel"
+    assert len(rest) <= 1 and request.stats.stopped_by == "cancel"
     wait_for(lambda: _in_flight(model) == 0, "the host to drop the cancelled request")
     other = HostedModel(str(long_gguf), settings(n_ctx=8192))
-    assert "".join(other.chat([Message("user", "hi")], max_tokens=3)) == "aaa"
+    assert "".join(other.chat([Message("user", "hi")], Request(max_tokens=3))) == "aaa"
 
 
 def test_model_hosts_and_stop_on_the_command_line(runtime: Path, chat_gguf: Path) -> None:
@@ -389,8 +386,8 @@ def test_errors_in_the_host_reach_the_front_end_in_words(runtime: Path, chat_ggu
     # A grammar llama.cpp cannot parse used to crash the host (and before the host, the
     # front-end): refused in words now, and the host lives on.
     with pytest.raises(AssistError, match="cannot parse this grammar"):
-        list(model.chat([Message("user", "hi")], grammar="root ::= ("))
-    assert "".join(model.chat([Message("user", "hi")], max_tokens=2)) == "aa"
+        list(model.chat([Message("user", "hi")], Request(grammar="root ::= (")))
+    assert "".join(model.chat([Message("user", "hi")], Request(max_tokens=2))) == "aa"
     assert model.host_pid == running_hosts()[0]["pid"]  # the same host, not a restarted one
 
 

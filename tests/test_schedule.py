@@ -9,7 +9,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from assistant.llm.schedule import Scheduler, Ticket
+from assistant.llm.protocol import Request
+from assistant.llm.schedule import Scheduler
 
 DEADLINE = 60.0
 
@@ -24,7 +25,7 @@ def wait_for(check: Callable[[], bool]) -> None:
 class Waiter:
     """`admit` in a thread of its own; `admitted` says how it ended."""
 
-    def __init__(self, scheduler: Scheduler, ticket: Ticket) -> None:
+    def __init__(self, scheduler: Scheduler, ticket: Request) -> None:
         self.ticket = ticket
         self.admitted: bool | None = None
         self.finished = threading.Event()
@@ -46,9 +47,9 @@ def queued(scheduler: Scheduler, n: int) -> None:
 
 def test_an_explicit_request_pre_empts_a_background_completion() -> None:
     s = Scheduler()
-    background = Ticket("background", lane="editor")
+    background = Request(priority="background", lane="editor")
     assert s.admit(background)
-    explicit = Waiter(s, Ticket("explicit", lane="tui"))
+    explicit = Waiter(s, Request(priority="explicit", lane="tui"))
     wait_for(background.cancel.is_set)
     assert background.dropped == "pre-empted"
     assert not explicit.finished.is_set()  # it waits for the model to be free
@@ -58,11 +59,11 @@ def test_an_explicit_request_pre_empts_a_background_completion() -> None:
 
 def test_a_background_completion_waits_behind_explicit_requests() -> None:
     s = Scheduler()
-    first = Ticket("explicit", lane="hook")
+    first = Request(priority="explicit", lane="hook")
     assert s.admit(first)
-    background = Waiter(s, Ticket("background", lane="editor"))
+    background = Waiter(s, Request(priority="background", lane="editor"))
     queued(s, 1)
-    explicit = Waiter(s, Ticket("explicit", lane="tui"))
+    explicit = Waiter(s, Request(priority="explicit", lane="tui"))
     queued(s, 2)
     assert not first.cancel.is_set()  # explicit work is never pre-empted by anyone else
     s.release(first)
@@ -74,17 +75,17 @@ def test_a_background_completion_waits_behind_explicit_requests() -> None:
 
 def test_a_newer_request_of_the_same_lane_supersedes_the_older() -> None:
     s = Scheduler()
-    busy = Ticket("explicit", lane="tui")
+    busy = Request(priority="explicit", lane="tui")
     assert s.admit(busy)
-    old = Waiter(s, Ticket("background", lane="editor"))
+    old = Waiter(s, Request(priority="background", lane="editor"))
     queued(s, 1)
-    new = Waiter(s, Ticket("background", lane="editor"))
+    new = Waiter(s, Request(priority="background", lane="editor"))
     assert old.result() is False
     assert old.ticket.dropped == "superseded"
     s.release(busy)
     assert new.result() is True
     # And a running one is superseded too (its client asked again).
-    again = Waiter(s, Ticket("background", lane="editor"))
+    again = Waiter(s, Request(priority="background", lane="editor"))
     wait_for(new.ticket.cancel.is_set)
     assert new.ticket.dropped == "superseded"
     s.release(new.ticket)
@@ -93,16 +94,16 @@ def test_a_newer_request_of_the_same_lane_supersedes_the_older() -> None:
 
 def test_a_warm_up_runs_only_when_idle_and_gives_way() -> None:
     s = Scheduler()
-    busy = Ticket("background", lane="a")
+    busy = Request(priority="background", lane="a")
     assert s.admit(busy)
-    refused = Ticket("idle", lane="a")
+    refused = Request(priority="idle", lane="a")
     assert s.admit(refused) is False
     assert refused.dropped == "busy"
     assert not busy.cancel.is_set()  # a warm-up of the same lane does not cancel real work
     s.release(busy)
-    warm = Ticket("idle", lane="b")
+    warm = Request(priority="idle", lane="b")
     assert s.admit(warm)
-    request = Waiter(s, Ticket("background", lane="c"))
+    request = Waiter(s, Request(priority="background", lane="c"))
     wait_for(warm.cancel.is_set)
     assert warm.dropped == "pre-empted"
     s.release(warm)
@@ -111,23 +112,23 @@ def test_a_warm_up_runs_only_when_idle_and_gives_way() -> None:
 
 def test_a_client_that_leaves_while_queued_frees_its_place() -> None:
     s = Scheduler()
-    busy = Ticket("explicit")
+    busy = Request(priority="explicit")
     assert s.admit(busy)
-    leaving = Waiter(s, Ticket("explicit", lane="x"))
+    leaving = Waiter(s, Request(priority="explicit", lane="x"))
     queued(s, 1)
     leaving.ticket.drop("gone")
     assert leaving.result() is False
     assert not s._waiting
     s.release(busy)
-    assert s._running is None
+    assert not s.running()
 
 
 def test_keep_alive_ticks_while_waiting() -> None:
     s = Scheduler()
-    busy = Ticket("explicit")
+    busy = Request(priority="explicit")
     assert s.admit(busy)
     ticks = threading.Event()
-    ticket = Ticket("explicit", lane="x")
+    ticket = Request(priority="explicit", lane="x")
     thread = threading.Thread(
         target=s.admit, args=(ticket,), kwargs={"on_tick": ticks.set, "tick_s": 0.05}, daemon=True
     )
@@ -140,9 +141,9 @@ def test_keep_alive_ticks_while_waiting() -> None:
 
 def test_a_completion_does_not_supersede_an_explicit_request_of_its_lane() -> None:
     s = Scheduler()
-    docstring = Ticket("explicit", lane="editor")
+    docstring = Request(priority="explicit", lane="editor")
     assert s.admit(docstring)
-    completion = Waiter(s, Ticket("background", lane="editor"))
+    completion = Waiter(s, Request(priority="background", lane="editor"))
     queued(s, 1)
     assert not docstring.cancel.is_set()
     s.release(docstring)

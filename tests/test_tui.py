@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from tiny_gguf import CHATML, write_tiny_gguf
 from assistant.chat.citations import Source, map_citations
 from assistant.chat.history import Turn
 from assistant.chat.session import ChatSession
-from assistant.llm.protocol import Model
+from assistant.llm.protocol import Model, Request
 from assistant.tui.app import AssistApp
 from assistant.tui.history_screen import HistoryScreen
 from assistant.tui.screens import HelpScreen, PreviewScreen
@@ -92,12 +93,12 @@ class Gated:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.model, name)
 
-    def chat(self, messages: list[Any], **kw: Any) -> Iterator[str]:
-        cancel: threading.Event | None = kw.get("cancel")
-        for i, piece in enumerate(self.model.chat(messages, **kw)):
+    def chat(self, messages: list[Any], request: Request | None = None) -> Iterator[str]:
+        request = request or Request()
+        for i, piece in enumerate(self.model.chat(messages, request)):
             yield piece
             while i == 0 and not self.gate.wait(0.01):
-                if cancel is not None and cancel.is_set():
+                if request.cancel.is_set():
                     break
 
 
@@ -468,21 +469,23 @@ class HeldInPrompt:
 
     def __init__(self, model: Model) -> None:
         self.model = model
+        self.request = Request()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.model, name)
 
-    def chat(self, messages: list[Any], **kw: Any) -> Iterator[str]:
-        shown = kw.get("progress")
-        cancel: threading.Event = kw["cancel"]
+    def chat(self, messages: list[Any], request: Request | None = None) -> Iterator[str]:
+        request = self.request = request or Request()
+        shown = request.progress
 
         def held(stats: Any) -> None:
             if shown is not None:
                 shown(stats)
             if stats.phase == "prompt" and stats.prompt_done:
-                cancel.wait(60)  # generous: the test presses the key at once
+                request.cancel.wait(60)  # generous: the test presses the key at once
 
-        return self.model.chat(messages, **{**kw, "progress": held})
+        request.progress = held
+        return self.model.chat(messages, request)
 
 
 async def ask_and_hold(pilot: Pilot[Any], app: AssistApp) -> None:
@@ -502,7 +505,7 @@ async def test_esc_stops_an_answer_while_the_prompt_is_read(ws: Workspace) -> No
         await pilot.press("escape")
         note = app.query_one(TurnView).query_one(".turn-note", Static)
         await wait_for(pilot, lambda: not app.chat.busy and "(stopped)" in str(note.render()))
-        stats = held.model.last_stats
+        stats = held.request.stats
         assert stats.stopped_by == "cancel" and stats.generated_tokens == 0
         assert 0 < stats.prompt_done < stats.prompt_tokens  # stopped between prompt chunks
 
@@ -515,6 +518,9 @@ async def test_quitting_stops_an_answer_while_the_prompt_is_read(ws: Workspace) 
     async with app.run_test(size=SIZE) as pilot:
         await ask_and_hold(pilot, app)
         await pilot.press("ctrl+q")
-    stats = held.model.last_stats
-    with held.model._flight.lock:  # the worker thread has let go of the model
-        assert stats.stopped_by == "cancel" and stats.prompt_done < stats.prompt_tokens
+    stats = held.request.stats
+    deadline = time.monotonic() + 60
+    while held.model.scheduler.running() and time.monotonic() < deadline:
+        time.sleep(0.01)  # the worker thread lets go of the model
+    assert not held.model.scheduler.running()
+    assert stats.stopped_by == "cancel" and stats.prompt_done < stats.prompt_tokens

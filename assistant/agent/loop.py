@@ -33,7 +33,7 @@ from assistant.agent.toolbox import Action, ApprovalRequest, Toolbox
 from assistant.errors import AssistError
 from assistant.llm import prompts
 from assistant.llm.chat_templates import Message
-from assistant.llm.protocol import Model
+from assistant.llm.protocol import Model, Request
 from assistant.workspace import Workspace
 
 Answer = Literal["yes", "no", "always"]
@@ -188,12 +188,10 @@ class Agent:
             yield StepStarted(step)
             raw = ""
             try:
-                for piece in model.chat(
-                    _compact(messages),
-                    max_tokens=self.call_budget,
-                    cancel=self.cancel,
-                    grammar=self.grammar,
-                ):
+                request = Request(
+                    max_tokens=self.call_budget, cancel=self.cancel, grammar=self.grammar
+                )
+                for piece in model.chat(_compact(messages), request):
                     raw += piece
                     yield Token(piece)
             except AssistError as exc:

@@ -21,6 +21,7 @@ from assistant.errors import AssistError
 from assistant.index.identifiers import identifier_candidates
 from assistant.llm import prompts
 from assistant.llm.chat_templates import Message
+from assistant.llm.protocol import Request
 
 if TYPE_CHECKING:
     from assistant.index.store import ChunkRow
@@ -222,27 +223,30 @@ class ChatSession:
 
     # -- answering -------------------------------------------------------------------------
 
-    def stream(
-        self,
-        prepared: Prepared,
-        model: Model | None = None,
-        cancel: threading.Event | None = None,
-        progress: Progress | None = None,
-    ) -> Iterator[str]:
-        """The answer as it is written; `progress` hears how the prompt reading goes, then
-        the writing (for a status line)."""
-        model = model or self.ws.model
-        return model.chat(
-            prepared.messages,
+    def request(
+        self, cancel: threading.Event | None = None, progress: Progress | None = None
+    ) -> Request:
+        """The model request of one answer; `progress` hears how the prompt reading goes,
+        then the writing (for a status line)."""
+        return Request(
             max_tokens=self.ws.settings.chat.max_tokens,
-            cancel=cancel,
+            cancel=cancel or threading.Event(),
             progress=progress,
         )
 
-    def finish(self, prepared: Prepared, answer: str, model: Model | None = None) -> Turn:
+    def stream(
+        self, prepared: Prepared, request: Request, model: Model | None = None
+    ) -> Iterator[str]:
+        """The answer as it is written."""
+        model = model or self.ws.model
+        return model.chat(prepared.messages, request)
+
+    def finish(
+        self, prepared: Prepared, answer: str, request: Request, model: Model | None = None
+    ) -> Turn:
         """Record the answer with its citations and save the conversation."""
         model = model or self.ws.model
-        stats = model.last_stats
+        stats = request.stats
         turn = Turn(
             prepared.question,
             answer,
@@ -274,8 +278,9 @@ class ChatSession:
         if on_sources is not None:
             on_sources(prepared.sources)
         pieces: list[str] = []
-        for piece in self.stream(prepared, model, cancel, progress):
+        request = self.request(cancel, progress)
+        for piece in self.stream(prepared, request, model):
             pieces.append(piece)
             if on_text is not None:
                 on_text(piece)
-        return self.finish(prepared, "".join(pieces), model)
+        return self.finish(prepared, "".join(pieces), request, model)

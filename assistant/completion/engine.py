@@ -1,51 +1,65 @@
 """Code completion at a cursor: one engine for the CLI and the language server.
 
-A request goes: window of text around the cursor → repository context chosen by retrieval →
-the model's own FIM prompt (or the chat emulation) → streamed text shaped to the hole
-(`completion_shape.py`) → a cache that also serves the user typing ahead into a completion.
+A request goes: window of text around the cursor (completion/window.py: kept put while the
+cursor stays, small at a new place and grown in the background) → repository context from the
+context ring → the model's own FIM prompt (or an emulation) → streamed text shaped to the hole
+(shaping.py) → a cache that also serves the person typing ahead into a completion.
+
+An editor's request never comes back empty for want of time: when the model has not started
+writing by `completion.prompt_ms`, the answer is recalled from text already known
+(completion/recall.py), and the model goes on in the background; its answer replaces the recalled
+one through the cache, for the next request here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from assistant.completion.context import (
-    Candidate,
-    ContextChunk,
-    as_prompt_context,
-    candidates,
-)
+from assistant.completion.cache import CompletionCache
+from assistant.completion.context import Candidate, ContextChunk, as_prompt_context, candidates
+from assistant.completion.model_run import ModelRun, empty_reason
+from assistant.completion.recall import recall
 from assistant.completion.ring import ContextRing
 from assistant.completion.shaping import Shaper, wants_multiline
+from assistant.completion.window import (
+    CHARS_PER_TOKEN,
+    Places,
+    PromptSpeed,
+    Sizes,
+    Window,
+    cursor_offset,
+    cut,
+)
 from assistant.errors import AssistError
-from assistant.llm.fim import ContextFile, path_comment
-from assistant.llm.protocol import Budget
+from assistant.llm.fim import Hole, path_comment
+from assistant.llm.protocol import Request
 
 if TYPE_CHECKING:
     from assistant.llm.protocol import GenerationStats, Model
     from assistant.workspace import Workspace
 
-CHARS_PER_TOKEN = 3.5
-"""Code averages 3–4 characters a token; windows are cut in characters so that choosing them
-costs no tokenizer call on every keystroke."""
-WINDOW_STEP = 2048
-"""The prefix window's start moves in steps of this many characters, so that while a person
-types, the prompt's beginning stays the same and llama.cpp reuses its KV cache."""
+Source = Literal["", "model", "cache", "recall:file", "recall:context"]
+"""Where a completion's text came from."""
 
 
 @dataclass
 class CompletionTimings:
     retrieval_ms: float = 0.0
+    recall_ms: float = 0.0
+    """Looking the answer up in known text (done for every editor request, used when the
+    model is late)."""
     prompt_tokens: int = 0
     cached_tokens: int = 0
+    """Prompt tokens the model's cache held where they are."""
+    shifted_tokens: int = 0
+    """Prompt tokens the model's cache held elsewhere, moved into place."""
+    read_tokens: int = 0
+    """Prompt tokens the model read."""
     prompt_ms: float = 0.0
     generation_ms: float = 0.0
     first_token_ms: float = 0.0
@@ -54,25 +68,33 @@ class CompletionTimings:
     wait_ms: float = 0.0
     """Waiting for the model to be free (a superseded request finishing its prompt chunk)."""
     overhead_ms: float = 0.0
-    """Everything that is not the model nor waiting for it: windowing, retrieval, prompt
-    building and tokenizing, shaping."""
+    """Everything that is not the model nor waiting for it: windowing, retrieval, recall,
+    prompt building, shaping."""
 
 
 @dataclass
 class Completion:
     text: str
     multiline: bool
-    cached: bool = False
+    source: Source = ""
     model: str = ""
     context: list[ContextChunk] = field(default_factory=list)
     timings: CompletionTimings = field(default_factory=CompletionTimings)
+    cold: bool = False
+    """The cursor was at a new place: the window was cut to what the model reads quickly."""
     note: str = ""
+
+    @property
+    def cached(self) -> bool:
+        return self.source == "cache"
 
     def as_json(self) -> dict[str, object]:
         return {
             "text": self.text,
             "multiline": self.multiline,
+            "source": self.source,
             "cached": self.cached,
+            "cold": self.cold,
             "model": self.model,
             "note": self.note,
             "timings": {k: round(v, 3) for k, v in asdict(self.timings).items()},
@@ -80,87 +102,13 @@ class Completion:
         }
 
 
-@dataclass(frozen=True)
-class Window:
-    """The text the model sees around the cursor."""
+@dataclass
+class Warmed:
+    """What one idle warm-up did, and whether there is more to do."""
 
-    prefix: str
-    suffix: str
-    start_line: int
-    """0-based document line where `prefix` starts."""
-
-
-def cursor_offset(text: str, line: int, col: int) -> int:
-    """Offset of (0-based line, 0-based column in characters); out-of-range values clamp."""
-    if line < 0 or col < 0:
-        raise AssistError(f"position {line + 1}:{col} is invalid", "lines and columns start at 1:0")
-    lines = text.split("\n")
-    if line >= len(lines):
-        return len(text)
-    start = sum(len(s) + 1 for s in lines[:line])
-    return start + min(col, len(lines[line]))
-
-
-def make_window(text: str, offset: int, prefix_chars: int, suffix_chars: int) -> Window:
-    """Cut prefix and suffix at whole lines, the prefix start quantised to `WINDOW_STEP`.
-
-    Neither side ever exceeds its budget: a line longer than the budget (minified code) is cut
-    inside the line rather than sent whole.
-    """
-    start = 0
-    if offset > prefix_chars:
-        start = offset - prefix_chars
-        start = -(-start // WINDOW_STEP) * WINDOW_STEP  # round up: the window never grows
-        start = min(start, offset)
-        newline = text.find("\n", start, offset)
-        if newline >= 0:
-            start = newline + 1
-    end = len(text)
-    if end - offset > suffix_chars:
-        newline = text.rfind("\n", offset, offset + suffix_chars)
-        end = newline + 1 if newline >= 0 else offset + suffix_chars
-    return Window(text[start:offset], text[offset:end], text.count("\n", 0, start))
-
-
-class _Cache:
-    """Completions by the text around the cursor; also serves a user typing into one."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.entries: OrderedDict[tuple[str, str], tuple[str, str]] = OrderedDict()
-        self.lock = threading.Lock()
-
-    @staticmethod
-    def _key(prefix: str, suffix: str) -> tuple[str, str]:
-        digest = hashlib.blake2b(prefix.encode("utf-8", "surrogatepass"), digest_size=16)
-        suffix_digest = hashlib.blake2b(suffix.encode("utf-8", "surrogatepass"), digest_size=16)
-        return digest.hexdigest(), suffix_digest.hexdigest()
-
-    def get(self, prefix: str, suffix: str) -> str | None:
-        if self.size <= 0:
-            return None
-        key = self._key(prefix, suffix)
-        with self.lock:
-            hit = self.entries.get(key)
-            if hit is not None:
-                self.entries.move_to_end(key)
-                return hit[1]
-            # Typed ahead: an earlier prefix plus the start of its completion is this prefix.
-            for (_, suffix_key), (old_prefix, text) in reversed(self.entries.items()):
-                if suffix_key != key[1] or not prefix.startswith(old_prefix):
-                    continue
-                typed = prefix[len(old_prefix) :]
-                if typed and len(typed) < len(text) and text.startswith(typed):
-                    return text[len(typed) :]
-        return None
-
-    def put(self, prefix: str, suffix: str, text: str) -> None:
-        if self.size <= 0:
-            return
-        with self.lock:
-            self.entries[self._key(prefix, suffix)] = (prefix, text)
-            while len(self.entries) > self.size:
-                self.entries.popitem(last=False)
+    stats: GenerationStats
+    what: str
+    more: bool
 
 
 class CompletionEngine:
@@ -170,15 +118,19 @@ class CompletionEngine:
         self.ws = ws
         self._model = model
         self.settings = ws.settings.completion
-        self.cache = _Cache(self.settings.cache_size)
+        self.cache = CompletionCache(self.settings.cache_size)
         self.ring = ContextRing(int(self.settings.context_tokens * CHARS_PER_TOKEN))
-        self._ring_anchor: tuple[str, str] | None = None
+        self._ring_file: str | None = None
+        self.places = Places()
+        self.speed = PromptSpeed()
 
     @property
     def model(self) -> Model:
         if self._model is None:
             self._model = self.ws.model
         return self._model
+
+    # -- requests --------------------------------------------------------------------------
 
     def complete(
         self,
@@ -189,179 +141,225 @@ class CompletionEngine:
         *,
         cancel: threading.Event | None = None,
         on_text: Callable[[str], None] | None = None,
-        budget: Budget | None = None,
-        refresh: bool = True,
+        editor: bool = False,
     ) -> Completion:
         """Complete at 0-based (`line`, `col`) of `text`, the editor's (maybe unsaved) buffer.
 
-        `on_text` receives the completion as it streams, in pieces that are final. `budget`
-        bounds the model's time (an editor passes `editor_budget()`); a completion that ends
-        empty says why in `note`. `refresh=False` (a keystroke) keeps the context ring while
-        the cursor stays in one definition, so the prompt's beginning is the one already in
-        the model's cache.
+        `on_text` receives the completion as it streams, in pieces that are final. `editor`:
+        an editor asked while its user types, so the model has `completion.prompt_ms` to start
+        writing and `generate_ms` to write, a late model's place is taken by recalled text, and
+        the context ring is kept (its prompt is cached); otherwise the whole answer is awaited
+        and the ring is chosen for this cursor. A completion that ends empty says why in
+        `note`.
         """
         rel = self._relative(path)
         model = self.model  # loaded before the clock starts: a load is not a completion's cost
         started = time.perf_counter()
+        cancel = cancel or threading.Event()
         offset = cursor_offset(text, line, col)
-        settings = self.settings
-        window = self._window(text, offset)
-        multiline = wants_multiline(window.prefix, window.suffix, settings.multiline)
-        result = Completion(text="", multiline=multiline)
-        cached = self.cache.get(window.prefix, window.suffix)
-        if cached is not None:
-            result.text, result.cached = cached, True
-            if on_text and cached:
-                on_text(cached)
-            result.timings.total_ms = (time.perf_counter() - started) * 1000
-            result.timings.overhead_ms = result.timings.total_ms
+        sizes = self._sizes(model)
+        if editor:
+            window = self.places.window(rel or Path(path).name, text, offset, sizes)
+        else:  # one request, all of it awaited: the whole window
+            window = cut(text, offset, 0, 1 << 30, sizes)
+        after = text[offset : offset + 256]
+        multiline = wants_multiline(window.before, window.suffix, self.settings.multiline)
+        result = Completion(text="", multiline=multiline, cold=window.cold)
+        t = result.timings
+        hit = self.cache.get(text[max(0, offset - 1280) : offset], after)
+        if hit is not None:
+            result.text, result.source = hit, "cache"
+            if on_text and hit:
+                on_text(hit)
+            t.total_ms = t.overhead_ms = (time.perf_counter() - started) * 1000
             return result
 
         t0 = time.perf_counter()
-        context = self._context(rel, text, offset, refresh)
+        context = self._context(rel, text, offset, refresh=not editor)
         result.context = [c.chunk for c in context]
-        result.timings.retrieval_ms = (time.perf_counter() - t0) * 1000
-        if cancel is not None and cancel.is_set():
-            result.note = "cancelled"
-            return result
-
+        t.retrieval_ms = (time.perf_counter() - t0) * 1000
         result.model = model.name
-        shaper = Shaper(window.prefix, window.suffix, multiline)
-        stream = self._stream(
-            model, window, rel or Path(path).name, as_prompt_context(context), multiline,
-            max_tokens=settings.max_tokens, cancel=cancel, budget=budget,
-        )  # fmt: skip
-        first: float | None = None
-        try:
-            for piece in stream:
-                if first is None:
-                    first = time.perf_counter()
-                out = shaper.feed(piece)
-                if out and on_text:
-                    on_text(out)
-                if shaper.done:
-                    break
-        finally:
-            if isinstance(stream, Iterator) and hasattr(stream, "close"):
-                stream.close()  # stops generation when the shaper has all it needs
-        rest = shaper.finish()
-        if rest and on_text:
-            on_text(rest)
-        result.text = shaper.text
-        stats = model.last_stats
-        t = result.timings
-        t.prompt_tokens, t.cached_tokens = stats.prompt_tokens, stats.cached_tokens
-        t.prompt_ms, t.generation_ms = stats.prompt_ms, stats.generation_ms
-        t.first_token_ms = ((first or time.perf_counter()) - started) * 1000
-        t.total_ms = (time.perf_counter() - started) * 1000
-        t.wait_ms = stats.wait_ms
-        t.overhead_ms = max(0.0, t.total_ms - t.wait_ms - t.prompt_ms - t.generation_ms)
-        if cancel is not None and cancel.is_set():
-            result.note = "cancelled"
-        elif stats.stopped_by == "budget" and not result.text:
-            result.note = (
-                f"the prompt was not read within completion.prompt_ms ({stats.prompt_done} of "
-                f"{stats.prompt_tokens} tokens); the next request continues from there"
-            )
+        request = Request(
+            max_tokens=self.settings.max_tokens,
+            priority="background" if editor else "explicit",
+            generate_s=self.settings.generate_ms / 1000 if editor else None,
+            cancel=cancel,
+        )
+        shown = rel or Path(path).name
+        run = ModelRun(
+            lambda: self._stream(model, window, shown, context, multiline, request),
+            Shaper(window.before, window.suffix, multiline),
+            request,
+            on_done=lambda run: self._finished(run, text[max(0, offset - 1280) : offset], after),
+        )
+        if editor:
+            run.start()
+            t0 = time.perf_counter()
+            recalled = self._recall(text, offset, context, window)
+            t.recall_ms = (time.perf_counter() - t0) * 1000
+            budget = self.settings.prompt_ms / 1000
+            # Then, if writing has begun, until it ends (within completion.generate_ms). With
+            # nothing recalled, the model gets twice as long before the answer is empty.
+            run.wait_until(started + (budget if recalled is not None else 2 * budget))
+            if run.finished.is_set():
+                self._answer_from(result, run, recalled)
+            else:
+                result.note = (
+                    f"the model did not start writing within completion.prompt_ms "
+                    f"({self.settings.prompt_ms} ms); it goes on, its answer for the cache"
+                )
+                if recalled is not None:
+                    result.text, result.source = recalled
         else:
-            if stats.stopped_by == "budget":
-                # Out of writing time mid-line: a last word may be cut in two; drop it.
-                result.text = re.sub(r"(?<=\W)\w+$", "", result.text)
-                result.note = "cut at completion.generate_ms"
-            if not result.text:
-                result.note = empty_reason(stats, shaper)
-            self.cache.put(window.prefix, window.suffix, result.text)
+            run.on_text = on_text
+            run.body()
+            recalled = None
+            if not run.text and not cancel.is_set():
+                recalled = self._recall(text, offset, context, window)
+            self._answer_from(result, run, recalled)
+            if result.source != "model" and result.text and on_text is not None:
+                on_text(result.text)
+        stats = request.stats
+        t.prompt_tokens, t.cached_tokens = stats.prompt_tokens, stats.cached_tokens
+        t.shifted_tokens, t.read_tokens = stats.shifted_tokens, stats.read_tokens
+        t.prompt_ms, t.generation_ms = stats.prompt_ms, stats.generation_ms
+        t.wait_ms = stats.wait_ms
+        t.first_token_ms = ((run.first or time.perf_counter()) - started) * 1000
+        t.total_ms = (time.perf_counter() - started) * 1000
+        if result.source == "model":
+            t.overhead_ms = max(0.0, t.total_ms - t.wait_ms - t.prompt_ms - t.generation_ms)
+        else:
+            t.overhead_ms = t.retrieval_ms + t.recall_ms + run.build_ms
         return result
+
+    def _finished(self, run: ModelRun, before: str, after: str) -> None:
+        """A model answer, shown or not, is measured and kept for the next request here."""
+        self.speed.add(run.request.stats)
+        if run.text and not run.request.cancel.is_set():
+            self.cache.put(before, after, run.text)
+
+    def _answer_from(
+        self, result: Completion, run: ModelRun, recalled: tuple[str, Source] | None
+    ) -> None:
+        """The model's finished answer, or, when it has none, the recalled one (saying why)."""
+        if run.error is not None:
+            raise run.error
+        if run.request.cancel.is_set():
+            result.note = "cancelled"
+            return
+        if run.text:
+            result.text, result.source, result.note = run.text, "model", run.note
+            return
+        why = run.note or empty_reason(run.request.stats, run.shaper)
+        if recalled is not None:
+            result.text, result.source = recalled
+            result.note = f"{why}; recalled from known text instead"
+        else:
+            result.note = why
+
+    def _recall(
+        self, text: str, offset: int, context: list[Candidate], window: Window
+    ) -> tuple[str, Source] | None:
+        line_end = text.find("\n", offset)
+        rest = text[offset : len(text) if line_end < 0 else line_end]
+        found = recall(text, offset, [c.text for c in context], suffix_line=rest)
+        if found is None:
+            return None
+        shaper = Shaper(window.before, window.suffix, multiline=False)
+        shaper.feed(found.text)
+        shaper.finish()
+        if not shaper.text.strip():
+            return None
+        source: Source = "recall:file" if found.source == "file" else "recall:context"
+        return shaper.text, source
 
     def warm(
         self, path: str, text: str, line: int, col: int, *, cancel: threading.Event | None = None
-    ) -> GenerationStats | None:
-        """Read the prompt a keystroke here would send into the model's cache, generating
-        nothing (the ring is refreshed first if the cursor moved to another definition). For
-        idle moments: a real request pre-empts it, and it never pre-empts one. None when there
-        is nothing to warm."""
+    ) -> Warmed | None:
+        """At an idle moment, read into the model's cache what the next keystroke here will
+        want, generating nothing: the window one step larger (adopted once read), else the
+        context ring chosen for this file, else the prompt as it is. A request pre-empts it,
+        and it never pre-empts one. None when there is nothing to do."""
         rel = self._relative(path)
         if rel is None:
             return None
         model = self.model
-        settings = self.settings
+        cancel = cancel or threading.Event()
         offset = cursor_offset(text, line, col)
-        window = self._window(text, offset)
-        multiline = wants_multiline(window.prefix, window.suffix, settings.multiline)
-        context = as_prompt_context(self._context(rel, text, offset, refresh=False, idle=True))
-        before = model.last_stats
-        for _ in self._stream(model, window, rel, context, multiline, max_tokens=0, cancel=cancel):
+        sizes = self._sizes(model)
+        grown = self.places.grown(rel, text, offset, sizes)
+        ring: ContextRing | None = None
+        if grown is not None:
+            window, place = grown
+            what = "grew the window"
+        else:
+            window = self.places.window(rel, text, offset, sizes)
+            place = None
+            if self._ring_file != rel and self.settings.context_tokens > 0:
+                ring = self.ring.copy()
+                ring.refresh(candidates(self.ws, self.settings.context_tokens, rel, text, offset))
+                what = "read the context ring"
+            else:
+                what = "read the prompt"
+        context = (ring or self.ring).snapshot(exclude_path=rel)
+        multiline = wants_multiline(window.before, window.suffix, self.settings.multiline)
+        request = Request.warm_up(cancel)
+        for _ in self._stream(model, window, rel, context, multiline, request):
             pass
-        return model.last_stats if model.last_stats is not before else None
+        stats = request.stats
+        if request.cancel.is_set() and not stats.prompt_done:
+            return None  # it never ran: the model was busy, or it was cancelled at once
+        self.speed.add(stats)
+        done = stats.stopped_by == "length"
+        if done and place is not None:
+            self.places.adopt(place)
+        if done and ring is not None:
+            self.ring, self._ring_file = ring, rel
+        more = done and (place is not None or ring is not None)
+        return Warmed(stats, what, more)
 
-    def _window(self, text: str, offset: int) -> Window:
+    # -- the pieces ------------------------------------------------------------------------
+
+    def _sizes(self, model: Model) -> Sizes:
         s = self.settings
-        prefix, suffix = s.prefix_tokens * CHARS_PER_TOKEN, s.suffix_tokens * CHARS_PER_TOKEN
-        return make_window(text, offset, int(prefix), int(suffix))
+        suffix = s.suffix_tokens
+        if s.emulation == "continue" and model.fim_kind == "emulated":
+            suffix = 0  # a continuation prompt shows nothing after the cursor
+        cold = self.speed.value * s.cold_ms / 1000
+        return Sizes(*(int(n * CHARS_PER_TOKEN) for n in (s.prefix_tokens, suffix, cold)))
 
-    def _context(
-        self, rel: str | None, text: str, offset: int, refresh: bool, *, idle: bool = False
-    ) -> list[Candidate]:
-        """The ring's chunks for a prompt in `rel`. The ring is refreshed from the cursor when
-        asked, the first time, when the cursor is in another file, and, at an idle moment
-        (`idle`), when it is in another top-level definition: a keystroke never pays for
-        re-reading a changed ring within a file."""
+    def _context(self, rel: str | None, text: str, offset: int, refresh: bool) -> list[Candidate]:
+        """The ring's chunks for a prompt in `rel`. A one-off request chooses them for its
+        cursor; an editor's keystroke takes the ring as it is (its prompt is cached), and the
+        idle warm-up chooses them anew when the file changes."""
         if rel is None:
             return []
-        anchor = self._anchor(rel, text.count("\n", 0, offset) + 1)
-        last = self._ring_anchor
-        moved = last is None or last[0] != rel or (idle and anchor != last)
-        if refresh or not self.ring.filled or moved:
+        if refresh:
             self.ring.refresh(candidates(self.ws, self.settings.context_tokens, rel, text, offset))
-            self._ring_anchor = anchor
+            self._ring_file = rel
         return self.ring.snapshot(exclude_path=rel)
-
-    def _anchor(self, rel: str, line: int) -> tuple[str, str]:
-        """The file and top-level definition the cursor is in (as last indexed)."""
-        for s in self.ws.symbols_in(rel):
-            if not s.parent and s.start_line <= line <= s.end_line:
-                return rel, s.qualified_name
-        return rel, ""
 
     def _stream(
         self,
         model: Model,
         window: Window,
         path: str,
-        context: list[ContextFile],
+        context: list[Candidate],
         multiline: bool,
-        *,
-        max_tokens: int,
-        cancel: threading.Event | None,
-        budget: Budget | None = None,
+        request: Request,
     ) -> Iterator[str]:
-        """The model's stream for this hole; `max_tokens=0` only reads the prompt."""
+        """The model's stream for this hole."""
+        files = as_prompt_context(context)
         if self.settings.emulation == "continue" and model.fim_kind == "emulated":
             # No FIM tokens: continue the text before the cursor, context files above it.
             # The shaper still cuts at the block's end and where the suffix repeats.
-            head = "".join(path_comment(c.path, c.text) for c in context)
+            head = "".join(path_comment(c.path, c.text) for c in files)
             prompt = head + path_comment(path, "").rstrip("\n") + "\n"
-            return model.complete(
-                prompt + window.prefix,
-                max_tokens=max_tokens,
-                stop=() if multiline else ("\n",),
-                cancel=cancel,
-                budget=budget,
-            )
-        return model.infill(
-            window.prefix,
-            window.suffix,
-            path=path,
-            context=context,
-            max_tokens=max_tokens,
-            cancel=cancel,
-            budget=budget,
-        )
-
-    def editor_budget(self) -> Budget:
-        """The time limits of a completion an editor asked for while the user types."""
-        s = self.settings
-        return Budget(prompt_s=s.prompt_ms / 1000, generate_s=s.generate_ms / 1000, background=True)
+            if not multiline:
+                request.stop = ("\n",)
+            return model.complete(prompt + window.before, request)
+        hole = Hole(window.prefix, window.suffix, path=path, context=files, typed=window.typed)
+        return model.infill(hole, request)
 
     def _relative(self, path: str) -> str | None:
         """The repository path of the file, or None for a file outside the repository.
@@ -377,18 +375,6 @@ class CompletionEngine:
                 "remove the rule from .assistignore / config if this is wrong",
             )
         return resolved.rel if resolved.rel != "." else None
-
-
-def empty_reason(stats: GenerationStats, shaper: Shaper) -> str:
-    """Why a finished completion is empty, in words for `--json` and the editor's log."""
-    if stats.generated_tokens == 0:
-        return f"the model ended at once ({stats.stopped_by or 'no tokens'})"
-    if shaper.raw and not shaper.text:
-        return (
-            f"the model wrote {stats.generated_tokens} tokens, none of which fit the hole "
-            "(they repeated the text after the cursor, or closed a bracket opened before it)"
-        )
-    return f"the model wrote only white space ({stats.stopped_by})"
 
 
 def complete_file(

@@ -50,6 +50,13 @@ class ContextRing:
                 self._chunks.remove(victim)
             return [c.key for c in self._chunks] != before
 
+    def copy(self) -> ContextRing:
+        with self._lock:
+            other = ContextRing(self.budget)
+            other._chunks = list(self._chunks)
+            other.filled = self.filled
+            return other
+
     def clear(self) -> None:
         with self._lock:
             self._chunks.clear()

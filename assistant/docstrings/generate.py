@@ -22,6 +22,8 @@ from assistant.errors import AssistError
 from assistant.index.symbols import Symbol, extract_symbols, parse_tree
 from assistant.llm import prompts
 from assistant.llm.chat_templates import Message
+from assistant.llm.fim import Hole
+from assistant.llm.protocol import Request
 
 if TYPE_CHECKING:
     from tree_sitter import Tree
@@ -153,14 +155,7 @@ def _own_lines(symbol: Symbol, symbols: list[Symbol]) -> set[int]:
 
 
 def generate(
-    model: Model,
-    site: Site,
-    lines: list[str],
-    path: str,
-    *,
-    max_tokens: int,
-    cancel: threading.Event | None = None,
-    progress: Progress | None = None,
+    model: Model, site: Site, lines: list[str], path: str, request: Request
 ) -> tuple[str, bool]:
     """The model's raw text for one site (FIM where the model has it, else a chat prompt), and
     whether the model closed the comment itself."""
@@ -171,16 +166,7 @@ def generate(
     if model.fim_kind != "emulated":
         prefix = (before + opening)[-_PREFIX_CHARS:]
         suffix = (closing + after)[:_SUFFIX_CHARS]
-        text = "".join(
-            model.infill(
-                prefix,
-                suffix,
-                path=path,
-                max_tokens=max_tokens,
-                cancel=cancel,
-                progress=progress,
-            )
-        )
+        text = "".join(model.infill(Hole(prefix, suffix, path=path), request))
         kept = _cut_at_close(text, site)
         return kept, len(kept) < len(text)  # the closing marker came: the text is whole
     symbol = site.symbol
@@ -200,7 +186,7 @@ def generate(
             ),
         ),
     ]
-    text = "".join(model.chat(messages, max_tokens=max_tokens, cancel=cancel, progress=progress))
+    text = "".join(model.chat(messages, request))
     return text, False
 
 
@@ -230,7 +216,8 @@ def _describe_params(
         lead = render.param_lead(site, style, name, has_section=bool(described))
         prefix = (before + head + lead)[-_PREFIX_CHARS:]
         suffix = ("\n" + site.indent + '"""' + "\n" + after)[:_SUFFIX_CHARS]
-        answer = "".join(model.infill(prefix, suffix, path=path, max_tokens=32, cancel=cancel))
+        request = Request(max_tokens=32, cancel=cancel or threading.Event())
+        answer = "".join(model.infill(Hole(prefix, suffix, path=path), request))
         line = answer.split("\n", 1)[0].split('"""', 1)[0].strip()
         if line:
             described[name] = render.tidy(line)
@@ -301,17 +288,17 @@ def document_text(
         if rows is not None and site.row not in rows:
             report.outcomes.append(_out(path, symbol, "skipped", "unstaged changes next to it"))
             continue
+        request = Request(
+            max_tokens=max_tokens, cancel=cancel or threading.Event(), progress=progress
+        )
         try:
-            raw, closed = generate(
-                model, site, lines, path, max_tokens=max_tokens, cancel=cancel,
-                progress=progress,
-            )  # fmt: skip
+            raw, closed = generate(model, site, lines, path, request)
         except AssistError as exc:  # e.g. a prompt too long for the context: this symbol only
             report.outcomes.append(_out(path, symbol, "failed", exc.message))
             continue
         if cancel is not None and cancel.is_set():
             break
-        ended = closed or model.last_stats.stopped_by not in ("length", "budget")
+        ended = closed or request.stats.stopped_by not in ("length", "budget")
         parts = render.parse_output(raw, site)
         if not parts.summary:
             report.outcomes.append(_out(path, symbol, "failed", "the model wrote no usable text"))

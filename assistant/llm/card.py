@@ -13,6 +13,7 @@ from assistant.errors import AssistError
 from assistant.llm.chat_templates import Message
 from assistant.llm.gguf import iter_special_tokens, read_gguf
 from assistant.llm.local import LocalModel
+from assistant.llm.protocol import Request
 from assistant.llm.source import ModelChoice, choose_model, open_model
 
 
@@ -101,13 +102,13 @@ def build_card(
             card["speed"] = speed = measure_speed(model)
             say(f"prompt: {speed['prompt_tokens_per_s']:.1f} tokens/s")
             say(f"generation: {speed['generation_tokens_per_s']:.1f} tokens/s")
-            card["n_ctx"] = model.llama.n_ctx()
+            card["n_ctx"] = model.context_window()
+            card["threads"] = model.runtime.threads
         else:
             say("asking the server for 32 tokens …")
-            text = "".join(
-                model.chat([Message("user", "Count from one to twenty.")], max_tokens=32)
-            )
-            stats = model.last_stats
+            request = Request(max_tokens=32)
+            text = "".join(model.chat([Message("user", "Count from one to twenty.")], request))
+            stats = request.stats
             card["speed"] = {
                 "generated_chunks": stats.generated_tokens,
                 "generation_tokens_per_s": stats.tokens_per_second,
@@ -239,21 +240,22 @@ def measure_speed(
 ) -> dict[str, float]:
     """Prompt and generation tokens/s on this machine, from a cold cache, stops ignored."""
     vocab = [i for i, t in enumerate(model.info.tokens) if t.isalpha()] or [0]
-    with model.exclusive() as llama:
-        n = max(8, min(prompt_tokens, llama.n_ctx() - gen_tokens - 1))
+    with model.exclusive() as runtime:
+        n = max(8, min(prompt_tokens, runtime.n_ctx - gen_tokens - 1))
         tokens = model.bos() + [vocab[i % len(vocab)] for i in range(n)]
-        llama.reset()  # type: ignore[no-untyped-call]
+        runtime.clear()
         start = time.perf_counter()
+        runtime.decode(tokens[:-1])
         produced = 0
         first = start
-        for _ in llama.generate(tokens, temp=0.0, top_k=1, reset=True):
+        for _ in runtime.generate(tokens[-1], temperature=0.0):
             if produced == 0:
                 first = time.perf_counter()
             produced += 1
             if produced >= gen_tokens:
                 break
         end = time.perf_counter()
-        llama.reset()  # type: ignore[no-untyped-call]
+        runtime.clear()
     prompt_s = first - start
     gen_s = end - first
     return {

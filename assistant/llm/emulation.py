@@ -4,26 +4,23 @@ trimming that cuts the answer down to what belongs in it."""
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from assistant.llm import prompts
 from assistant.llm.chat_templates import Message
-from assistant.llm.fim import ContextFile, path_comment
+from assistant.llm.fim import Hole, path_comment
 
 if TYPE_CHECKING:
-    from assistant.llm.protocol import Budget, Model, Progress
+    from assistant.llm.protocol import Model, Request
 
 
-def emulation_messages(
-    prefix: str, suffix: str, path: str, context: Sequence[ContextFile] = ()
-) -> list[Message]:
+def emulation_messages(hole: Hole) -> list[Message]:
     """The chat prompt that asks a model without FIM tokens to fill the hole.
 
     Repository context comes first, as path-comment blocks, so it stays a stable prompt prefix.
     """
-    shown = "".join(path_comment(c.path, c.text) for c in context)
+    shown = "".join(path_comment(c.path, c.text) for c in hole.context)
     return [
         Message("system", prompts.render("fim_emulation_system")),
         Message(
@@ -31,38 +28,19 @@ def emulation_messages(
             prompts.render(
                 "fim_emulation_user",
                 context=f"Other files of the repository:\n\n{shown}" if shown else "",
-                path=path or "untitled",
-                prefix=prefix,
-                suffix=suffix,
+                path=hole.path or "untitled",
+                prefix=hole.before,
+                suffix=hole.suffix,
             ),
         ),
     ]
 
 
-def emulated_infill(
-    model: Model,
-    prefix: str,
-    suffix: str,
-    *,
-    path: str = "",
-    context: Sequence[ContextFile] = (),
-    max_tokens: int | None = None,
-    cancel: threading.Event | None = None,
-    progress: Progress | None = None,
-    budget: Budget | None = None,
-) -> Iterator[str]:
+def emulated_infill(model: Model, hole: Hole, request: Request | None = None) -> Iterator[str]:
     """Infill through `model.chat`; the whole answer is needed before it can be trimmed to the
     hole, so this yields once."""
-    text = "".join(
-        model.chat(
-            emulation_messages(prefix, suffix, path, context),
-            max_tokens=max_tokens,
-            cancel=cancel,
-            progress=progress,
-            budget=budget,
-        )
-    )
-    trimmed = trim_emulated(text, prefix, suffix)
+    text = "".join(model.chat(emulation_messages(hole), request))
+    trimmed = trim_emulated(text, hole.before, hole.suffix)
     if trimmed:
         yield trimmed
 

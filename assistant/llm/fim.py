@@ -242,16 +242,36 @@ class ContextFile:
     text: str
 
 
+@dataclass(frozen=True)
+class Hole:
+    """Where a model fills in text: what comes before and after it, in which file, with which
+    context from other files.
+
+    `typed` is the cursor line's text before the cursor. A FIM prompt puts it after the middle
+    token (llama.vim and llama-server's `/infill` `prompt` do the same), with `prefix` ending at
+    the line's start: typing on a line then changes only the prompt's end, and everything before
+    stays in the KV cache. Empty `typed` is the plain layout.
+    """
+
+    prefix: str
+    suffix: str = ""
+    path: str = ""
+    context: Sequence[ContextFile] = ()
+    typed: str = ""
+
+    @property
+    def before(self) -> str:
+        """All the text before the cursor."""
+        return self.prefix + self.typed
+
+
 def build_fim_tokens(
     fmt: FimFormat,
     tokenize: Callable[[str], list[int]],
-    prefix: str,
-    suffix: str,
+    hole: Hole,
     *,
     bos: Sequence[int] = (),
-    path: str | None = None,
     repo: str | None = None,
-    context: Sequence[ContextFile] = (),
 ) -> list[int]:
     """The exact prompt tokens for one hole.
 
@@ -259,6 +279,7 @@ def build_fim_tokens(
     model's repo-level format where it has one, else as path-comment headers in the prefix.
     """
     out = list(bos)
+    path, context = hole.path or None, hole.context
     if fmt.repo_style and (context or repo) and fmt.file_sep_id is not None:
         if fmt.repo_name_id is not None:
             name = repo or "repository"
@@ -274,12 +295,14 @@ def build_fim_tokens(
             head = f"{path or 'untitled'}\n"
     else:
         head = "".join(path_comment(c.path, c.text) for c in context)
-    if fmt.order == "spm":
-        out += [fmt.suffix_id, *tokenize(suffix), fmt.prefix_id, *tokenize(head + prefix)]
+    if fmt.order == "spm":  # the prefix is last already: typing changes only the end
+        out += [fmt.suffix_id, *tokenize(hole.suffix), fmt.prefix_id]
+        out += tokenize(head + hole.before)
+    elif fmt.middle_id is not None:
+        out += [fmt.prefix_id, *tokenize(head + hole.prefix), fmt.suffix_id]
+        out += [*tokenize(hole.suffix), fmt.middle_id, *tokenize(hole.typed)]
     else:
-        out += [fmt.prefix_id, *tokenize(head + prefix), fmt.suffix_id, *tokenize(suffix)]
-        if fmt.middle_id is not None:
-            out.append(fmt.middle_id)
+        out += [fmt.prefix_id, *tokenize(head + hole.before), fmt.suffix_id, *tokenize(hole.suffix)]
     return out
 
 

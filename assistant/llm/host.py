@@ -17,9 +17,9 @@ socket.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
+import math
 import os
 import select
 import signal
@@ -37,10 +37,9 @@ from typing import Any, get_args
 from assistant.config import ModelSettings
 from assistant.errors import AssistError
 from assistant.llm.chat_templates import Message
-from assistant.llm.fim import ContextFile
+from assistant.llm.fim import ContextFile, Hole
 from assistant.llm.local import LocalModel
-from assistant.llm.protocol import Budget, GenerationStats, Priority, Progress
-from assistant.llm.schedule import Scheduler, Ticket
+from assistant.llm.protocol import GenerationStats, Priority, Request
 
 log = logging.getLogger("assistant.llm.host")
 
@@ -64,8 +63,6 @@ class HostServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
     def __init__(self, path: Path, model: LocalModel, idle_s: float) -> None:
         self.model = model
-        self.base_settings = model.settings
-        self.scheduler = Scheduler()
         self.idle_s = idle_s
         self.started = time.time()
         self.requests = 0
@@ -112,7 +109,7 @@ class HostServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         return {
             "name": model.name,
             "path": str(model.info.path),
-            "n_ctx": model.llama.n_ctx(),
+            "n_ctx": model.context_window(),
             "fim_kind": model.fim_kind,
             "fim_label": model.fim_label,
             "gpu_plan": plan.describe() if plan is not None else None,
@@ -201,11 +198,16 @@ class HostHandler(BaseHTTPRequestHandler):
     def _generate(self, endpoint: str, body: dict[str, Any]) -> None:
         wanted = self.headers.get("X-Assist-Priority", "explicit")
         priority: Priority = next((p for p in _PRIORITIES if p == wanted), "explicit")
-        ticket = Ticket(priority, lane=self.headers.get("X-Assist-Lane", ""))
+        # A client that names no lane is one of its own: nobody else's request supersedes it.
+        lane = self.headers.get("X-Assist-Lane") or f"connection-{id(self):x}"
+        request = _request(body, endpoint, priority, lane)
+        made = self.headers.get("X-Assist-Made", "")
+        if made.isdigit():
+            request.made = int(made)
         server = self.server
         server.track(+1)
         done = threading.Event()
-        watcher = threading.Thread(target=self._watch_client, args=(ticket, done), daemon=True)
+        watcher = threading.Thread(target=self._watch_client, args=(request, done), daemon=True)
         watcher.start()
         try:
             self.send_response(200)
@@ -213,39 +215,34 @@ class HostHandler(BaseHTTPRequestHandler):
             self.send_header("Cache-Control", "no-cache")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            if server.scheduler.admit(ticket, on_tick=lambda: self._chunk(b": queued\n\n")):
-                try:
-                    self._run(endpoint, body, ticket)
-                finally:
-                    server.scheduler.release(ticket)
-            else:
-                self._event({"assist_stats": {"stopped_by": "cancel", "dropped": ticket.dropped}})
+            self._run(endpoint, body, request)
             self._chunk(b"data: [DONE]\n\n")
             self._chunk(b"")
         except OSError:
-            ticket.drop("gone")  # the client left; its request is cancelled
+            request.drop("gone")  # the client left; its request is cancelled
         finally:
             done.set()
             server.track(-1)
             self.close_connection = True
 
-    def _run(self, endpoint: str, body: dict[str, Any], ticket: Ticket) -> None:
+    def _run(self, endpoint: str, body: dict[str, Any], request: Request) -> None:
         model = self.server.model
-        temperature = body.get("temperature")
-        settings = self.server.base_settings
-        if isinstance(temperature, int | float):
-            settings = dataclasses.replace(settings, temperature=float(temperature))
-        model.settings = settings  # one request at a time: the scheduler says so
 
         def progress(stats: GenerationStats) -> None:
+            if stats.phase == "queued":
+                self._chunk(b": queued\n\n")  # keeps the connection alive while it waits
+                return
             if stats.phase == "prompt" and stats.prompt_tokens:
-                self._event({"prompt_progress": {"total": stats.prompt_tokens,
-                                                 "cache": stats.cached_tokens,
-                                                 "processed": stats.prompt_done}})  # fmt: skip
+                self._event({"prompt_progress": {
+                    "total": stats.prompt_tokens, "cache": stats.cached_tokens,
+                    "shifted": stats.shifted_tokens, "processed": stats.prompt_done,
+                    "time_ms": stats.prompt_ms, "tokens_per_s": stats.prompt_speed,
+                }})  # fmt: skip
 
+        request.progress = progress
         pick = _PICKS[endpoint]
         try:
-            stream = _start(model, endpoint, body, ticket, progress)
+            stream = _start(model, endpoint, body, request)
             try:
                 for piece in stream:
                     self._event(pick(piece))
@@ -263,12 +260,17 @@ class HostHandler(BaseHTTPRequestHandler):
             message = f"the model host failed on this request: {type(exc).__name__}: {exc}"
             self._event({"error": {"message": message, "hint": "see the host's log"}})
             return
-        stats = model.last_stats
-        stopped = stats.stopped_by
+        stats = request.stats
+        log.debug("%s %s: %d prompt tokens, %d reused, %d shifted, %d read; %d written; %s",
+                  endpoint, request.priority, stats.prompt_tokens, stats.cached_tokens,
+                  stats.shifted_tokens, stats.read_tokens, stats.generated_tokens,
+                  stats.stopped_by or request.dropped)  # fmt: skip
         self._event({"assist_stats": {
-            "stopped_by": stopped, "dropped": ticket.dropped, "prompt_tokens": stats.prompt_tokens,
-            "cached_tokens": stats.cached_tokens, "generated_tokens": stats.generated_tokens,
-            "wait_ms": ticket.waited_ms, "order": ticket.order,
+            "stopped_by": stats.stopped_by, "dropped": request.dropped,
+            "prompt_tokens": stats.prompt_tokens, "cached_tokens": stats.cached_tokens,
+            "shifted_tokens": stats.shifted_tokens, "prompt_done": stats.prompt_done,
+            "prompt_ms": stats.prompt_ms, "generated_tokens": stats.generated_tokens,
+            "wait_ms": stats.wait_ms, "order": request.order,
         }})  # fmt: skip
 
     def _event(self, payload: dict[str, Any]) -> None:
@@ -278,61 +280,74 @@ class HostHandler(BaseHTTPRequestHandler):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
 
-    def _watch_client(self, ticket: Ticket, done: threading.Event) -> None:
+    def _watch_client(self, request: Request, done: threading.Event) -> None:
         """Cancel the request the moment its client closes the connection: while the model
         reads a long prompt nothing is written, so a failed write would come too late."""
         sock = self.connection
-        while not done.is_set() and not ticket.cancel.is_set():
+        while not done.is_set() and not request.cancel.is_set():
             try:
                 readable, _, _ = select.select([sock], [], [], 0.05)
                 if readable and not sock.recv(1, socket.MSG_PEEK):
-                    ticket.drop("gone")
+                    request.drop("gone")
                     return
             except (OSError, ValueError):
-                ticket.drop("gone")
+                request.drop("gone")
                 return
             if readable:
                 time.sleep(0.05)  # a client sending more than its request: not ours to read
 
 
+def _request(body: dict[str, Any], endpoint: str, priority: Priority, lane: str) -> Request:
+    """The request a client's body describes: its limits in llama-server's names."""
+
+    def number(key: str) -> float | None:
+        value = body.get(key)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return None
+        return float(value) if value >= 0 and math.isfinite(value) else None
+
+    max_tokens = number("n_predict" if endpoint == "/infill" else "max_tokens")
+    if endpoint == "/infill" and isinstance(body.get("n_predict"), int) and body["n_predict"] < 0:
+        max_tokens = None  # llama-server's "no limit": ours is the configured one
+    prompt_ms, predict_ms = number("t_max_prompt_ms"), number("t_max_predict_ms")
+    temperature = number("temperature")
+    grammar = body.get("grammar")
+    return Request(
+        max_tokens=None if max_tokens is None else int(max_tokens),
+        temperature=None if temperature is None else min(temperature, 5.0),
+        priority=priority,
+        prompt_s=None if prompt_ms is None else prompt_ms / 1000,
+        generate_s=None if predict_ms is None else predict_ms / 1000,
+        grammar=grammar if isinstance(grammar, str) else None,
+        lane=lane,
+    )
+
+
 def _start(
-    model: LocalModel,
-    endpoint: str,
-    body: dict[str, Any],
-    ticket: Ticket,
-    progress: Progress,
+    model: LocalModel, endpoint: str, body: dict[str, Any], request: Request
 ) -> Iterator[str]:
-    max_tokens = body.get("n_predict" if endpoint == "/infill" else "max_tokens")
-    tokens = int(max_tokens) if isinstance(max_tokens, int | float) else None
-    if tokens is not None and tokens < 0:
-        tokens = None  # llama-server's "no limit": ours is the configured one
-    grammar = body.get("grammar") if isinstance(body.get("grammar"), str) else None
-    # The client keeps its own time limits; this one only lets a pre-empted request stop.
-    budget = Budget(background=ticket.priority == "background")
     if endpoint == "/v1/completions":
         prompt = body.get("prompt")
         if not isinstance(prompt, str):
             raise AssistError("a completion wants a string `prompt`", "")
-        return model.complete(prompt, max_tokens=tokens, cancel=ticket.cancel, grammar=grammar,
-                              progress=progress, budget=budget)  # fmt: skip
+        return model.complete(prompt, request)
     if endpoint == "/v1/chat/completions":
         messages = [
             Message(str(m.get("role", "user")), str(m.get("content", "")))  # type: ignore[arg-type]
             for m in body.get("messages") or []
             if isinstance(m, dict)
         ]
-        return model.chat(messages, max_tokens=tokens, cancel=ticket.cancel, grammar=grammar,
-                          progress=progress, budget=budget)  # fmt: skip
+        return model.chat(messages, request)
     context = [
         ContextFile(str(c.get("filename", "")), str(c.get("text", "")))
         for c in body.get("input_extra") or []
         if isinstance(c, dict)
     ]
-    return model.infill(
+    hole = Hole(
         str(body.get("input_prefix", "")), str(body.get("input_suffix", "")),
-        path=str(body.get("path", "")), context=context, max_tokens=tokens,
-        cancel=ticket.cancel, progress=progress, budget=budget,
+        path=str(body.get("path", "")), context=context, typed=str(body.get("prompt", "")),
     )  # fmt: skip
+    return model.infill(hole, request)
 
 
 _PICKS: dict[str, Callable[[str], dict[str, Any]]] = {

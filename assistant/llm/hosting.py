@@ -25,14 +25,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from assistant.config import ModelSettings
 from assistant.errors import AssistError
 from assistant.llm.gguf import read_gguf
-from assistant.llm.protocol import FimKind
+from assistant.llm.protocol import FimKind, Request
 from assistant.llm.remote import RemoteModel, ServerGone
 
 COUNTS_KEPT = 4096
@@ -242,6 +242,7 @@ class HostedModel(RemoteModel):
         self._props = found
         self._infill = True  # the host fills holes itself, with FIM tokens or by emulation
         self.ends_with_done = True
+        self.warms = True
         self._counts: dict[str, int] = {}
 
     @property
@@ -287,12 +288,12 @@ class HostedModel(RemoteModel):
         return UnixHTTPConnection(self.host.socket, self.settings.timeout)
 
     def _stream(
-        self, endpoint: str, body: dict[str, Any], *args: Any, **kwargs: Any
+        self, endpoint: str, body: dict[str, Any], pick: Callable[[Any], str], request: Request
     ) -> Iterator[str]:
         for attempt in (0, 1):
             produced = False
             try:
-                for piece in super()._stream(endpoint, body, *args, **kwargs):
+                for piece in super()._stream(endpoint, body, pick, request):
                     produced = True
                     yield piece
                 return

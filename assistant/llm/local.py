@@ -1,37 +1,34 @@
-"""`LocalModel`: a GGUF file run in-process by llama-cpp-python.
+"""`LocalModel`: a GGUF file run in-process on llama.cpp (llm/llama_runtime.py).
 
 A prompt is read in small chunks, checking the request's cancel event between them: llama.cpp
 evaluates a batch in one blocking call, and a 512-token batch of a large model on a laptop CPU
 takes seconds. The chunk grows or shrinks so each takes about `CHUNK_TARGET_S`, which bounds how
-late a cancel (a keystroke, Esc) takes effect. The part of a prompt already read stays in the KV
-cache, so the next request that shares its beginning starts where this one stopped.
+late a cancel (a keystroke, Esc) takes effect. What a prompt has in common with what the KV cache
+holds is reused, where it is or moved (llm/kv_plan.py); the part read stays in the cache, so the
+next request continues where this one stopped. One scheduler (llm/schedule.py) decides which
+request runs.
 """
 
 from __future__ import annotations
 
 import codecs
 import contextlib
-import io
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
 
 from assistant.config import ModelSettings
 from assistant.errors import AssistError
 from assistant.llm.chat_templates import Message, render_chat
 from assistant.llm.emulation import emulated_infill
-from assistant.llm.fim import ContextFile, FimFormat, build_fim_tokens, detect_fim
+from assistant.llm.fim import FimFormat, Hole, build_fim_tokens, detect_fim
 from assistant.llm.gguf import GGUFInfo, read_gguf
 from assistant.llm.gpu_plan import GpuPlan, resolve_layers
-from assistant.llm.protocol import Budget, FimKind, GenerationStats, Progress
-from assistant.llm.streaming import Flight, Reporter, relay
-
-if TYPE_CHECKING:
-    from llama_cpp import Llama
-    from llama_cpp.llama_grammar import LlamaGrammar
+from assistant.llm.llama_runtime import LlamaRuntime
+from assistant.llm.protocol import FimKind, Request
+from assistant.llm.schedule import Scheduler
+from assistant.llm.streaming import Reporter, relay
 
 log = logging.getLogger(__name__)
 
@@ -47,26 +44,22 @@ _END_OF_TURN = (
     "<｜end▁of▁sentence｜>",
     "<|EOT|>",
 )
-CHUNK_TARGET_S = 0.04
-"""Seconds one prompt chunk should take: the longest a cancel waits while a prompt is read."""
-FIRST_CHUNK = 32
-MIN_CHUNK = 8
+LANE = "in-process"
+"""The lane of requests that name none: one process's callers are one client."""
 
 
 class LocalModel:
-    """A GGUF file run in-process by llama-cpp-python."""
+    """A GGUF file run in-process."""
 
-    def __init__(self, info: GGUFInfo, llama: Llama, settings: ModelSettings) -> None:
+    def __init__(self, info: GGUFInfo, runtime: LlamaRuntime, settings: ModelSettings) -> None:
         self.info = info
         self.name = info.path.name
         """The file name: what the user chose. `info.name` (the GGUF's `general.name`) is
         detail, and often a training-run label."""
         self.settings = settings
-        self.llama = llama
+        self.runtime = runtime
         self.fim: FimFormat | None = detect_fim(info, settings.fim)
-        self.last_stats = GenerationStats()
-        self._flight = Flight()
-        self._chunk = FIRST_CHUNK
+        self.scheduler = Scheduler(lane=LANE)
         tokens = info.tokens
         self._end_ids = {i for i, t in enumerate(tokens) if t in _END_OF_TURN}
         for key in ("eos", "eot"):
@@ -80,38 +73,14 @@ class LocalModel:
     @classmethod
     def load(cls, path: str | os.PathLike[str], settings: ModelSettings) -> LocalModel:
         info = read_gguf(path)
-        from llama_cpp import Llama  # heavy: imported only when a model is really loaded
-        from llama_cpp import _logger as llama_logger
-
         n_ctx = settings.n_ctx
         if info.context_length:
             n_ctx = min(n_ctx, info.context_length)
         gpu_layers, plan = resolve_layers(settings.n_gpu_layers, info, n_ctx)
-        captured = io.StringIO()
-        # verbose=False would redirect file descriptors 1 and 2 to /dev/null while loading,
-        # swallowing anything a language server writes to stdout meanwhile. Keep verbose=True
-        # and capture llama.cpp's chatter at the Python level instead.
-        try:
-            with contextlib.redirect_stderr(captured):
-                llama = Llama(
-                    model_path=str(info.path),
-                    n_ctx=n_ctx,
-                    n_threads=settings.n_threads or None,
-                    n_gpu_layers=gpu_layers,
-                    verbose=True,
-                )
-        except (ValueError, RuntimeError, OSError) as exc:
-            log.debug("llama.cpp output while loading:\n%s", captured.getvalue())
-            tail = captured.getvalue().strip().splitlines()[-1:] or [str(exc)]
-            raise AssistError(
-                f"{info.path}: llama.cpp could not load this model: {tail[0]}",
-                "check that the file is complete and its architecture is supported",
-            ) from None
-        finally:
-            llama_logger.set_verbose(False)
-        log.debug("llama.cpp output while loading:\n%s", captured.getvalue())
-        llama.verbose = False  # otherwise every generate() prints cache hits to stderr
-        model = cls(info, llama, settings)
+        runtime = LlamaRuntime(
+            info.path, n_ctx=n_ctx, n_threads=settings.n_threads, n_gpu_layers=gpu_layers
+        )
+        model = cls(info, runtime, settings)
         model.gpu_plan = plan
         return model
 
@@ -128,7 +97,7 @@ class LocalModel:
         return self.fim.describe(self.info.tokens)
 
     def context_window(self) -> int:
-        return int(self.llama.n_ctx())
+        return self.runtime.n_ctx
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
@@ -137,185 +106,133 @@ class LocalModel:
         """Tokens without BOS; special tokens are parsed only when asked (trusted text)."""
         if not text:
             return []
-        return list(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=special))
+        return self.runtime.tokenize(text, special=special)
 
     def bos(self) -> list[int]:
         # llama.cpp adds BOS only when the vocabulary asks for it.
-        return list(self.llama.tokenize(b"", add_bos=True, special=False))
+        return self.runtime.tokenize("", add_bos=True)
 
     @contextlib.contextmanager
-    def exclusive(self) -> Iterator[Llama]:
-        """The llama.cpp object, with no request running on it meanwhile."""
-        with self._flight.lock:
-            yield self.llama
+    def exclusive(self) -> Iterator[LlamaRuntime]:
+        """The runtime, with no request running on it meanwhile (a person asked: the card)."""
+        request = Request()
+        if not self.scheduler.admit(request):
+            raise AssistError("the model was needed by another request", "try again")
+        try:
+            yield self.runtime
+        finally:
+            self.scheduler.release(request)
 
     # -- generation ------------------------------------------------------------------------
 
-    def generate_tokens(
+    def generate(
         self,
         tokens: list[int],
+        request: Request | None = None,
         *,
-        max_tokens: int | None = None,
         stop_ids: set[int] | frozenset[int] = frozenset(),
-        stop: Sequence[str] = (),
-        cancel: threading.Event | None = None,
-        grammar: str | None = None,
-        progress: Progress | None = None,
-        budget: Budget | None = None,
     ) -> Iterator[str]:
         """Stream text for a ready-made token prompt; the primitive every other call uses.
 
-        `max_tokens=0` reads the prompt into the cache and generates nothing: a warm-up, which
-        runs only when no request is in flight and gives way to any that starts."""
-        cancel = cancel or threading.Event()
-        n_ctx = self.llama.n_ctx()
+        A warm-up (`max_tokens=0`) reads the prompt into the cache and writes nothing."""
+        request = request or Request()
+        n_ctx = self.runtime.n_ctx
         if len(tokens) >= n_ctx:
             raise AssistError(
                 f"prompt of {len(tokens)} tokens does not fit the {n_ctx}-token context",
                 "raise model.n_ctx or send less text",
             )
-        if max_tokens == 0:
-            self._warm(tokens, cancel, progress)
+        if not tokens:
             return
-        limit = min(max_tokens or self.settings.max_tokens, n_ctx - len(tokens))
-        parsed = _grammar(grammar, self.llama)
-        self._flight.begin(cancel)  # a newer request wins: the one in flight stops
-        queued = time.perf_counter()
-        try:
-            with self._flight.lock:
-                stats = GenerationStats(prompt_tokens=len(tokens))
-                stats.wait_ms = (time.perf_counter() - queued) * 1000
-                self.last_stats = stats
-                report = Reporter(stats, progress)
-                started = time.perf_counter()
-                pieces = self._pieces(
-                    tokens, stop_ids | self._end_ids, cancel, parsed, stats, report,
-                    budget.prompt_s if budget else None,
-                )  # fmt: skip
-                yield from relay(
-                    pieces, stats, started=started, stop=stop, cancel=cancel, max_tokens=limit,
-                    generate_s=budget.generate_s if budget else None, report=report,
-                )  # fmt: skip
-        finally:
-            self._flight.end(cancel)
+        if request.grammar is not None:
+            self.runtime.check_grammar(request.grammar)  # before the prompt is read for nothing
+        stats = request.stats
+        stats.prompt_tokens = len(tokens)
+        report = Reporter(request)
 
-    def _warm(self, tokens: list[int], cancel: threading.Event, progress: Progress | None) -> None:
-        if not self._flight.begin_idle(cancel):
+        def queued() -> None:
+            stats.phase = "queued"
+            request.report()
+            stats.phase = "prompt"
+
+        if not self.scheduler.admit(request, on_tick=queued):
+            stats.stopped_by = "cancel"
             return
         try:
-            with self._flight.lock:
-                stats = GenerationStats(prompt_tokens=len(tokens))
-                self.last_stats = stats
-                if self._read_prompt(tokens, cancel, stats, Reporter(stats, progress), None):
-                    stats.stopped_by = "length"
+            started = time.perf_counter()
+            if not self._read_prompt(tokens, request, report):
+                return
+            if request.max_tokens == 0:
+                stats.stopped_by = "length"
+                return
+            limit = min(request.max_tokens or self.settings.max_tokens, n_ctx - len(tokens))
+            pieces = self._pieces(tokens[-1], stop_ids | self._end_ids, request)
+            yield from relay(pieces, request, started=started, max_tokens=limit, report=report)
         finally:
-            self._flight.end(cancel)
+            self.scheduler.release(request)
+
+    def _read_prompt(self, tokens: list[int], request: Request, report: Reporter) -> bool:
+        """Get all but the last token into the cache, reusing what it holds; False when
+        cancelled or out of time (what was read stays cached)."""
+        stats = request.stats
+        runtime = self.runtime
+        head = tokens[:-1]
+        plan = runtime.plan(head)
+        stats.prompt_speed = runtime.prompt_speed
+        stats.cached_tokens, stats.shifted_tokens = plan.reused, plan.shifted
+        stats.prompt_done = plan.reused + plan.shifted
+        start = time.perf_counter()
+        deadline = None if request.prompt_s is None else start + request.prompt_s
+
+        def chunk_done(at: int) -> None:
+            # Everything before `at` is in the cache now, and so are the runs parked past it.
+            stats.prompt_done = at + sum(m.length for m in plan.moves if m.dst >= at)
+            stats.prompt_ms = (time.perf_counter() - start) * 1000
+            report()
+
+        done = runtime.prepare(
+            head, plan, cancel=request.cancel, deadline=deadline, on_chunk=chunk_done
+        )
+        stats.prompt_ms = (time.perf_counter() - start) * 1000
+        stats.prompt_speed = runtime.prompt_speed
+        if done:
+            stats.prompt_done = len(head)
+            report(force=True)  # what was reused and read, whether or not a chunk was needed
+            return not self._stop_if_cancelled(request)
+        stats.stopped_by = "cancel" if request.cancel.is_set() else "budget"
+        return False
+
+    @staticmethod
+    def _stop_if_cancelled(request: Request) -> bool:
+        if request.cancel.is_set():
+            request.stats.stopped_by = "cancel"
+            return True
+        return False
 
     def _pieces(
-        self,
-        tokens: list[int],
-        stop_ids: set[int] | frozenset[int],
-        cancel: threading.Event,
-        grammar: LlamaGrammar | None,
-        stats: GenerationStats,
-        report: Reporter,
-        prompt_s: float | None,
+        self, last: int, stop_ids: set[int] | frozenset[int], request: Request
     ) -> Iterator[str]:
-        """One text piece per generated token, after reading the prompt chunk by chunk."""
-        if not self._read_prompt(tokens, cancel, stats, report, prompt_s):
-            return
-        llama = self.llama
+        """One text piece per generated token."""
+        runtime = self.runtime
+        stats = request.stats
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        temp = self.settings.temperature
-        # Everything but the last prompt token is in the cache now, so `generate` evaluates
-        # one token before it samples.
-        for token in llama.generate(
-            tokens, temp=temp, top_k=40 if temp > 0 else 1, top_p=0.95, repeat_penalty=1.0,
-            reset=True, grammar=grammar,
-        ):  # fmt: skip
+        temperature = self.settings.temperature
+        if request.temperature is not None:
+            temperature = request.temperature
+        for token in runtime.generate(last, temperature=temperature, grammar=request.grammar):
             if token in stop_ids:
                 stats.stopped_by = "stop token"
                 break
-            yield decoder.decode(llama.detokenize([token], special=False))
-            if cancel.is_set():
+            yield decoder.decode(runtime.piece(token))
+            if request.cancel.is_set():
                 stats.stopped_by = "cancel"
                 break
-        else:
-            stats.stopped_by = "end"
         rest = decoder.decode(b"", final=True)
         if rest:
             yield rest
 
-    def _read_prompt(
-        self,
-        tokens: list[int],
-        cancel: threading.Event,
-        stats: GenerationStats,
-        report: Reporter,
-        prompt_s: float | None,
-    ) -> bool:
-        """Evaluate all but the last token, reusing the cached prefix; False when cancelled or
-        out of time (what was read stays cached)."""
-        llama = self.llama
-        cached = llama.input_ids[: llama.n_tokens].tolist()
-        common = 0
-        for a, b in zip(cached, tokens[:-1], strict=False):
-            if a != b:
-                break
-            common += 1
-        # `eval` drops the cache past `n_tokens` before it writes.
-        llama.n_tokens = common
-        stats.cached_tokens = stats.prompt_done = common
-        todo = tokens[common:-1]
-        start = time.perf_counter()
-        done = 0
-        while done < len(todo):
-            if cancel.is_set():
-                stats.stopped_by = "cancel"
-                return False
-            if prompt_s is not None and time.perf_counter() - start >= prompt_s:
-                stats.stopped_by = "budget"
-                return False
-            part = todo[done : done + self._chunk]
-            t = time.perf_counter()
-            llama.eval(part)
-            self._adapt_chunk(len(part), time.perf_counter() - t)
-            done += len(part)
-            stats.prompt_done = common + done
-            stats.prompt_ms = (time.perf_counter() - start) * 1000
-            report()
-        if cancel.is_set():
-            stats.stopped_by = "cancel"
-            return False
-        return True
-
-    def _adapt_chunk(self, size: int, seconds: float) -> None:
-        """The next chunk size: what takes about CHUNK_TARGET_S at the speed just measured,
-        a power of two within [MIN_CHUNK, n_batch]."""
-        if seconds <= 0 or size < self._chunk:
-            return
-        wanted = size * CHUNK_TARGET_S / seconds
-        chunk = MIN_CHUNK
-        while chunk * 2 <= min(wanted, self.llama.n_batch):
-            chunk *= 2
-        self._chunk = chunk
-
-    def complete(
-        self,
-        prompt: str,
-        *,
-        max_tokens: int | None = None,
-        stop: Sequence[str] = (),
-        cancel: threading.Event | None = None,
-        grammar: str | None = None,
-        progress: Progress | None = None,
-        budget: Budget | None = None,
-    ) -> Iterator[str]:
-        tokens = self.bos() + self.tokenize(prompt)
-        return self.generate_tokens(
-            tokens, max_tokens=max_tokens, stop=stop, cancel=cancel, grammar=grammar,
-            progress=progress, budget=budget,
-        )  # fmt: skip
+    def complete(self, prompt: str, request: Request | None = None) -> Iterator[str]:
+        return self.generate(self.bos() + self.tokenize(prompt), request)
 
     def chat_prompt(self, messages: list[Message]) -> list[int]:
         """Render `messages` through the GGUF's chat template (sandboxed) into tokens.
@@ -350,71 +267,17 @@ class LocalModel:
             ]
         return self._specials
 
-    def chat(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int | None = None,
-        cancel: threading.Event | None = None,
-        grammar: str | None = None,
-        progress: Progress | None = None,
-        budget: Budget | None = None,
-    ) -> Iterator[str]:
-        stop = () if self.info.chat_template else ("\n### User", "\n### System")
-        return self.generate_tokens(
-            self.chat_prompt(messages), max_tokens=max_tokens, stop=stop, cancel=cancel,
-            grammar=grammar, progress=progress, budget=budget,
-        )  # fmt: skip
+    def chat(self, messages: list[Message], request: Request | None = None) -> Iterator[str]:
+        request = request or Request()
+        if not self.info.chat_template and not request.stop:
+            request.stop = ("\n### User", "\n### System")
+        return self.generate(self.chat_prompt(messages), request)
 
-    def infill(
-        self,
-        prefix: str,
-        suffix: str,
-        *,
-        path: str = "",
-        context: Sequence[ContextFile] = (),
-        max_tokens: int | None = None,
-        cancel: threading.Event | None = None,
-        progress: Progress | None = None,
-        budget: Budget | None = None,
-    ) -> Iterator[str]:
+    def infill(self, hole: Hole, request: Request | None = None) -> Iterator[str]:
         if self.fim is None:
-            return emulated_infill(
-                self, prefix, suffix, path=path, context=context, max_tokens=max_tokens,
-                cancel=cancel, progress=progress, budget=budget,
-            )  # fmt: skip
-        tokens = build_fim_tokens(
-            self.fim,
-            self.tokenize,
-            prefix,
-            suffix,
-            bos=self.bos(),
-            path=path or None,
-            context=context,
-        )
-        return self.generate_tokens(
-            tokens, max_tokens=max_tokens, stop_ids=self.fim.stop_ids, cancel=cancel,
-            progress=progress, budget=budget,
-        )  # fmt: skip
-
-
-def _grammar(gbnf: str | None, llama: Llama) -> LlamaGrammar | None:
-    """GBNF text as llama.cpp's grammar object. llama.cpp's own parser checks it first: a
-    grammar it refuses would otherwise crash the process when sampling begins (a NULL sampler
-    added to the chain), and a model host serves whatever its clients send."""
-    if gbnf is None:
-        return None
-    import llama_cpp
-    from llama_cpp.llama_grammar import LlamaGrammar
-
-    vocab = llama_cpp.llama_model_get_vocab(llama.model)
-    probe = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode("utf-8"), b"root")
-    if not probe:
-        raise AssistError(
-            "llama.cpp cannot parse this grammar (GBNF)", "its parser's message is on stderr"
-        )
-    llama_cpp.llama_sampler_free(probe)
-    return LlamaGrammar.from_string(gbnf, verbose=False)
+            return emulated_infill(self, hole, request)
+        tokens = build_fim_tokens(self.fim, self.tokenize, hole, bos=self.bos())
+        return self.generate(tokens, request, stop_ids=self.fim.stop_ids)
 
 
 def _defuse(text: str, specials: Sequence[str]) -> str:

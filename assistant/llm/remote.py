@@ -19,23 +19,16 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from assistant.config import ModelSettings
 from assistant.errors import AssistError
 from assistant.llm.chat_templates import Message
 from assistant.llm.emulation import emulated_infill
-from assistant.llm.fim import ContextFile
-from assistant.llm.protocol import (
-    Budget,
-    FimKind,
-    GenerationStats,
-    Priority,
-    Progress,
-    StopReason,
-    priority_of,
-)
+from assistant.llm.fim import Hole
+from assistant.llm.protocol import FimKind, Request, StopReason
+from assistant.llm.schedule import Scheduler
 from assistant.llm.server_events import (
     chat_text,
     completion_text,
@@ -44,7 +37,7 @@ from assistant.llm.server_events import (
     read_progress,
     read_stats,
 )
-from assistant.llm.streaming import Flight, Reporter, relay
+from assistant.llm.streaming import Reporter, relay
 
 CHARS_PER_TOKEN = 3.5
 """Estimate of a server's tokenizer: code averages 3–4 characters a token."""
@@ -76,14 +69,16 @@ class RemoteModel:
         self._parsed = urllib.parse.urlsplit(self.url)
         self.settings = settings
         self.name = settings.remote_model or self.url
-        self.last_stats = GenerationStats()
         self._infill: bool | None = None  # unknown until the server is asked
-        self._flight = Flight()
         self.ends_with_done = False
         """The server always ends a stream with `[DONE]` (a model host does), so a stream
         without it was cut short."""
+        self.warms = False
+        """The server reads a prompt into its cache for `max_tokens: 0` (a model host does)."""
         self.lane = f"{os.getpid()}-{id(self):x}"
         """Names this client to a shared model host, whose newer request supersedes its older."""
+        self.scheduler = Scheduler(exclusive=False, lane=self.lane)
+        """A server runs requests side by side; this client still cancels what it superseded."""
 
     def connection(self) -> http.client.HTTPConnection:
         """A new connection to the server (a model host's is a Unix socket)."""
@@ -91,13 +86,14 @@ class RemoteModel:
         cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         return cls(parts.hostname or "", parts.port, timeout=self.settings.timeout)
 
-    def headers(self, priority: Priority) -> dict[str, str]:
+    def headers(self, request: Request) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         if self.settings.api_key:
             headers["Authorization"] = f"Bearer {self.settings.api_key}"
         # Read by a model host (llm/host.py); other servers ignore unknown headers.
-        headers["X-Assist-Priority"] = priority
-        headers["X-Assist-Lane"] = self.lane
+        headers["X-Assist-Priority"] = request.priority
+        headers["X-Assist-Lane"] = request.lane or self.lane
+        headers["X-Assist-Made"] = str(request.made)
         return headers
 
     # -- facts -----------------------------------------------------------------------------
@@ -121,10 +117,11 @@ class RemoteModel:
 
     # -- requests --------------------------------------------------------------------------
 
-    def _body(self, extra: dict[str, Any], max_tokens: int | None) -> dict[str, Any]:
+    def _body(self, extra: dict[str, Any], request: Request) -> dict[str, Any]:
+        limit = request.max_tokens
         body: dict[str, Any] = {
-            "max_tokens": max_tokens or self.settings.max_tokens,
-            "temperature": self.settings.temperature,
+            "max_tokens": self.settings.max_tokens if limit is None else limit,
+            "temperature": self._temperature(request),
             "stream": True,
         }
         if self.settings.remote_model:
@@ -132,112 +129,76 @@ class RemoteModel:
         body.update(extra)
         return body
 
+    def _temperature(self, request: Request) -> float:
+        if request.temperature is not None:
+            return request.temperature
+        return self.settings.temperature
+
     def _stream(
-        self,
-        endpoint: str,
-        body: dict[str, Any],
-        pick: Callable[[Any], str],
-        cancel: threading.Event | None,
-        *,
-        stop: Sequence[str] = (),
-        progress: Progress | None = None,
-        budget: Budget | None = None,
-        priority: Priority = "explicit",
+        self, endpoint: str, body: dict[str, Any], pick: Callable[[Any], str], request: Request
     ) -> Iterator[str]:
-        cancel = cancel or threading.Event()
-        if priority == "idle":
-            if not self._flight.begin_idle(cancel):
-                return  # a warm-up never pre-empts a request
-        else:
-            self._flight.begin(cancel)
+        stats = request.stats
+        # llama-server's names for a request's time limits (a model host reads them too).
+        if request.prompt_s is not None:
+            body["t_max_prompt_ms"] = round(request.prompt_s * 1000)
+        if request.generate_s is not None:
+            body["t_max_predict_ms"] = round(request.generate_s * 1000)
+        if not self.scheduler.admit(request):
+            stats.stopped_by = "cancel"
+            return
         try:
-            stats = GenerationStats()
-            self.last_stats = stats
-            report = Reporter(stats, progress)
+            report = Reporter(request)
             started = time.perf_counter()
-            connection = _Connection(self, endpoint, body, cancel, budget, priority)
+            connection = _Connection(self, endpoint, body, request)
             try:
                 response = connection.open()
-                pieces = _events(response, pick, stats, cancel, connection, report)
-                yield from relay(
-                    pieces, stats, started=started, stop=stop, cancel=cancel,
-                    generate_s=budget.generate_s if budget else None, report=report,
-                )  # fmt: skip
+                pieces = _events(response, pick, request, connection, report)
+                yield from relay(pieces, request, started=started, report=report)
             except _Cancelled as why:
                 stats.stopped_by = why.reason
             finally:
                 connection.close()
         finally:
-            self._flight.end(cancel)
+            self.scheduler.release(request)
 
-    def complete(
-        self,
-        prompt: str,
-        *,
-        max_tokens: int | None = None,
-        stop: Sequence[str] = (),
-        cancel: threading.Event | None = None,
-        grammar: str | None = None,
-        progress: Progress | None = None,
-        budget: Budget | None = None,
-    ) -> Iterator[str]:
-        if max_tokens == 0:
+    def complete(self, prompt: str, request: Request | None = None) -> Iterator[str]:
+        request = request or Request()
+        if request.max_tokens == 0 and not self.warms:
             return iter(())  # an OpenAI-style server has no warm-up request
-        body = self._body(_with_grammar({"prompt": prompt}, grammar), max_tokens)
-        return self._stream(
-            "/v1/completions", body, completion_text, cancel, stop=stop, progress=progress,
-            budget=budget, priority=priority_of(max_tokens, budget),
-        )  # fmt: skip
+        body = self._body(_with_grammar({"prompt": prompt}, request.grammar), request)
+        return self._stream("/v1/completions", body, completion_text, request)
 
-    def chat(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int | None = None,
-        cancel: threading.Event | None = None,
-        grammar: str | None = None,
-        progress: Progress | None = None,
-        budget: Budget | None = None,
-    ) -> Iterator[str]:
-        if max_tokens == 0:
+    def chat(self, messages: list[Message], request: Request | None = None) -> Iterator[str]:
+        request = request or Request()
+        if request.max_tokens == 0 and not self.warms:
             return iter(())
         payload = [{"role": m.role, "content": m.content} for m in messages]
-        body = self._body(_with_grammar({"messages": payload}, grammar), max_tokens)
-        return self._stream(
-            "/v1/chat/completions", body, chat_text, cancel, progress=progress, budget=budget,
-            priority=priority_of(max_tokens, budget),
-        )  # fmt: skip
+        body = self._body(_with_grammar({"messages": payload}, request.grammar), request)
+        return self._stream("/v1/chat/completions", body, chat_text, request)
 
-    def infill(
-        self,
-        prefix: str,
-        suffix: str,
-        *,
-        path: str = "",
-        context: Sequence[ContextFile] = (),
-        max_tokens: int | None = None,
-        cancel: threading.Event | None = None,
-        progress: Progress | None = None,
-        budget: Budget | None = None,
-    ) -> Iterator[str]:
-        if max_tokens == 0 and self._infill is not True:
+    def infill(self, hole: Hole, request: Request | None = None) -> Iterator[str]:
+        request = request or Request()
+        warm_up = request.max_tokens == 0
+        if warm_up and self._infill is not True:
             return iter(())  # warm only a server known to cache `/infill` prompts
         if self._infill is not False:
             body = {
-                "input_prefix": prefix,
-                "input_suffix": suffix,
-                "input_extra": [{"filename": c.path, "text": c.text} for c in context],
-                "path": path,
-                "n_predict": self.settings.max_tokens if max_tokens is None else max_tokens,
-                "temperature": self.settings.temperature,
+                "input_prefix": hole.prefix,
+                "input_suffix": hole.suffix,
+                "input_extra": [{"filename": c.path, "text": c.text} for c in hole.context],
+                # After the middle token (llama-server's `prompt` of /infill): typing on the
+                # line changes only the prompt's end.
+                "prompt": hole.typed,
+                "path": hole.path,
+                "n_predict": (
+                    self.settings.max_tokens if request.max_tokens is None else request.max_tokens
+                ),
+                "temperature": self._temperature(request),
                 "cache_prompt": True,
                 "stream": True,
             }
             try:
-                chunks = self._stream(
-                    "/infill", body, infill_text, cancel, progress=progress, budget=budget,
-                    priority=priority_of(max_tokens, budget),
-                )  # fmt: skip
+                chunks = self._stream("/infill", body, infill_text, request)
                 first = next(chunks, None)
             except ServerError as exc:
                 if exc.code not in (404, 405, 501):
@@ -245,17 +206,14 @@ class RemoteModel:
                 self._infill = False
             else:
                 self._infill = True
-                if max_tokens == 0:
+                if warm_up:
                     # A warm-up: llama-server still samples one token for `n_predict: 0`;
                     # the prompt is in its cache now, and the token is nobody's.
                     for _ in chunks:
                         pass
                     return iter(())
                 return _chain(first, chunks)
-        return emulated_infill(
-            self, prefix, suffix, path=path, context=context, max_tokens=max_tokens,
-            cancel=cancel, progress=progress, budget=budget,
-        )  # fmt: skip
+        return emulated_infill(self, hole, request)
 
 
 class _Cancelled(Exception):
@@ -271,17 +229,11 @@ class _Connection:
     budget passes before the first byte)."""
 
     def __init__(
-        self,
-        model: RemoteModel,
-        endpoint: str,
-        body: dict[str, Any],
-        cancel: threading.Event,
-        budget: Budget | None,
-        priority: Priority,
+        self, model: RemoteModel, endpoint: str, body: dict[str, Any], request: Request
     ) -> None:
-        self.model, self.endpoint, self.body, self.cancel = model, endpoint, body, cancel
-        self.priority = priority
-        self.prompt_s = budget.prompt_s if budget else None
+        self.model, self.endpoint, self.body = model, endpoint, body
+        self.request, self.cancel = request, request.cancel
+        self.prompt_s = request.prompt_s
         self.conn: http.client.HTTPConnection | None = None
         self.done = threading.Event()
         self.first_byte = threading.Event()
@@ -293,7 +245,7 @@ class _Connection:
         model = self.model
         parts = model._parsed
         self.conn = model.connection()
-        headers = model.headers(self.priority)
+        headers = model.headers(self.request)
         threading.Thread(target=self._watch, name="assist-remote-cancel", daemon=True).start()
         where = f"{model.url}{self.endpoint}"
         try:
@@ -318,7 +270,9 @@ class _Connection:
         return response
 
     def _watch(self) -> None:
-        deadline = None if self.prompt_s is None else time.monotonic() + self.prompt_s
+        # The server is told the budget too (llama-server and a model host stop reading at
+        # it and say so); this deadline is for servers that ignore it.
+        deadline = None if self.prompt_s is None else time.monotonic() + self.prompt_s + 0.1
         while not self.done.is_set():
             if self.cancel.wait(0.02):
                 self._shut()
@@ -344,8 +298,7 @@ class _Connection:
 def _events(
     response: http.client.HTTPResponse,
     pick: Callable[[Any], str],
-    stats: GenerationStats,
-    cancel: threading.Event,
+    request: Request,
     connection: _Connection,
     report: Reporter,
 ) -> Iterator[str]:
@@ -356,6 +309,7 @@ def _events(
     (`assist_stats`, from a model host) or an `error`; a comment line only keeps the
     connection alive while a host queues the request.
     """
+    stats, cancel = request.stats, request.cancel
     try:
         for raw in response:
             if cancel.is_set():
@@ -403,6 +357,9 @@ def _events(
             raise _cut_short() from None
     if cancel.is_set():
         stats.stopped_by = "cancel"
+    elif connection.timed_out:
+        # Our own prompt budget shut the socket: the read may end as if the stream had.
+        raise _Cancelled("budget")
     elif connection.model.ends_with_done and not connection.finished:
         raise _cut_short()  # http.client ends a chunked stream cut short as if it were complete
 

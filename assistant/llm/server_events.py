@@ -17,7 +17,9 @@ def read_progress(event: dict[str, Any], stats: GenerationStats) -> bool:
         return False
     stats.prompt_tokens = int(progress.get("total") or 0)
     stats.cached_tokens = int(progress.get("cache") or 0)
+    stats.shifted_tokens = int(progress.get("shifted") or 0)  # a model host's
     stats.prompt_done = int(progress.get("processed") or 0)
+    stats.prompt_speed = float(progress.get("tokens_per_s") or stats.prompt_speed)
     return True
 
 
@@ -25,9 +27,14 @@ _STOPS: tuple[StopReason, ...] = ("stop token", "stop string", "length", "cancel
 
 
 def read_stats(values: dict[str, Any], stats: GenerationStats) -> None:
+    """A model host's account of a request, which knows better than the client's clock."""
     stats.prompt_tokens = int(values.get("prompt_tokens") or stats.prompt_tokens)
     stats.cached_tokens = int(values.get("cached_tokens") or 0)
+    stats.shifted_tokens = int(values.get("shifted_tokens") or 0)
+    stats.prompt_done = int(values.get("prompt_done") or stats.prompt_done)
     stats.wait_ms = float(values.get("wait_ms") or 0.0)
+    if values.get("prompt_ms"):
+        stats.prompt_ms = float(values["prompt_ms"])
     reason = values.get("stopped_by")
     for known in _STOPS:
         if reason == known:

@@ -2,18 +2,15 @@
 
 A runtime turns its own output (llama.cpp tokens, server-sent events) into one text piece per
 generated token and hands them to `relay`; everything a caller sees of a stream is decided here
-once. `Flight` makes a newer request cancel the one in flight, so a model is never busy with
-an answer nobody waits for.
+once, from the request.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 
-from assistant.llm.protocol import GenerationStats, Progress
+from assistant.llm.protocol import Request
 
 PROGRESS_EVERY_S = 0.1
 """At most this often a running stream reports to its `progress` callback."""
@@ -50,70 +47,39 @@ class StopScanner:
         return out
 
 
-@dataclass
-class Flight:
-    """The request now running on a model, so that a newer one can cancel it."""
-
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    """Held while a request uses the model; requests queue on it."""
-    guard: threading.Lock = field(default_factory=threading.Lock)
-    current: threading.Event | None = None
-
-    def begin(self, cancel: threading.Event) -> None:
-        with self.guard:
-            if self.current is not None:
-                self.current.set()
-            self.current = cancel
-
-    def begin_idle(self, cancel: threading.Event) -> bool:
-        """Begin background work (a cache warm-up) only if nothing is in flight: it never
-        pre-empts a request, and any request that begins later cancels it."""
-        with self.guard:
-            if self.current is not None:
-                return False
-            self.current = cancel
-            return True
-
-    def end(self, cancel: threading.Event) -> None:
-        with self.guard:
-            if self.current is cancel:
-                self.current = None
-
-
 class Reporter:
-    """Calls `progress` with the live stats, at most every `PROGRESS_EVERY_S` (and at the end)."""
+    """Tells the request's `progress` how it goes, at most every `PROGRESS_EVERY_S` (and at
+    the end)."""
 
-    def __init__(self, stats: GenerationStats, progress: Progress | None) -> None:
-        self.stats = stats
-        self.progress = progress
+    def __init__(self, request: Request) -> None:
+        self.request = request
         self.last = 0.0
 
     def __call__(self, *, force: bool = False) -> None:
-        if self.progress is None:
+        if self.request.progress is None:
             return
         now = time.monotonic()
         if force or now - self.last >= PROGRESS_EVERY_S:
             self.last = now
-            self.progress(self.stats)
+            self.request.report()
 
 
 def relay(
     pieces: Iterable[str],
-    stats: GenerationStats,
+    request: Request,
     *,
     started: float,
-    stop: Sequence[str],
-    cancel: threading.Event,
     max_tokens: int | None = None,
-    generate_s: float | None = None,
     report: Reporter | None = None,
 ) -> Iterator[str]:
-    """Text to the caller from one piece per generated token, until a stop, the token limit,
-    `generate_s` seconds of generation, or cancel; `stats` is kept current. A source that ends
-    by itself sets `stopped_by` first (`stop token`, `end`, `length`), else it reads `end`."""
-    scanner = StopScanner(stop)
+    """Text to the caller from one piece per generated token, until a stop string, the token
+    limit, the request's writing time, or cancel; its stats are kept current. A source that
+    ends by itself sets `stopped_by` first (`stop token`, `end`, `length`), else it reads
+    `end`."""
+    stats, cancel, generate_s = request.stats, request.cancel, request.generate_s
+    scanner = StopScanner(request.stop)
     first: float | None = None
-    report = report or Reporter(stats, None)
+    report = report or Reporter(request)
     try:
         for piece in pieces:
             now = time.perf_counter()

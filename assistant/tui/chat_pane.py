@@ -165,10 +165,11 @@ class ChatPane(Vertical):
                 def progress(stats: GenerationStats) -> None:
                     self._later(self.post_message, self.ModelChanged(activity=stats.describe()))
 
-                for piece in session.stream(prepared, model, cancel, progress):
+                request = session.request(cancel, progress)
+                for piece in session.stream(prepared, request, model):
                     pieces.append(piece)
                     self._later(view.append, piece)
-                turn = session.finish(prepared, "".join(pieces), model)
+                turn = session.finish(prepared, "".join(pieces), request, model)
             finally:
                 self._later(self._answered, view, turn)
 
