@@ -44,7 +44,7 @@ class ModelSettings:
     n_ctx: int = field(default=4096, metadata={"min": 256, "max": 1_048_576})
     """Context window in tokens (capped at the model's trained context)."""
     n_threads: int = field(default=0, metadata={"min": 0, "max": 1024})
-    """CPU threads for generation; 0 means one per core."""
+    """CPU threads for reading prompts and generating; 0 means one per physical core."""
     n_gpu_layers: int | Literal["auto"] = field(
         default="auto", metadata={"min": -1, "max": 100_000}
     )

@@ -17,15 +17,12 @@ noise; only its timings mean anything.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import gguf
 import numpy as np
 from gguf import GGMLQuantizationType
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assistant.llm.source import embedded_model_path
 

@@ -19,7 +19,8 @@ Figures per scenario, over every file: pause-to-suggestion p50/p95/max (the last
 request to its answer), empty pauses, keystroke requests answered (non-empty) before the next
 key, how often the suggestion starts with the line's real next token (and per source: model,
 completion cache, fallback), and the cold/warm split read from the server's `-v` log (a pause
-is cold when its request had to read more than `COLD_TOKENS` prompt tokens).
+is cold when its request had to read more than `COLD_TOKENS` prompt tokens), and our overhead
+and the recall lookup per request, from the same log.
 
     python bench/typing_lsp.py --corpora /tmp/assist-bench [--scenarios jump,look,warm]
         [--files jinja2:src/jinja2/compiler.py,...] [--lines 12] [--seed 1] [--model PATH]
@@ -61,6 +62,7 @@ LANGUAGES = {".py": "python", ".go": "go", ".ts": "typescript", ".js": "javascri
 LOG_NEW = re.compile(
     r"completion at (?P<path>\S+):(?P<line>\d+):(?P<col>\d+): (?P<source>[\w:-]+)"
     r".*?reused (?P<reused>\d+), shifted (?P<shifted>\d+), read (?P<read>\d+)"
+    r".*?overhead (?P<overhead>[\d.]+) ms, recall (?P<recall>[\d.]+) ms"
 )
 LOG_OLD = re.compile(
     r"completion at (?P<path>\S+):(?P<line>\d+):(?P<col>\d+): (?P<prompt>\d+) prompt tokens, "
@@ -189,7 +191,8 @@ def read_log(log: Path) -> list[dict[str, Any]]:
         if m:
             found.append({"line": int(m["line"]), "col": int(m["col"]), "source": m["source"],
                           "read": int(m["read"]), "reused": int(m["reused"]),
-                          "shifted": int(m["shifted"])})  # fmt: skip
+                          "shifted": int(m["shifted"]), "overhead_ms": float(m["overhead"]),
+                          "recall_ms": float(m["recall"])})  # fmt: skip
             continue
         m = LOG_OLD.search(line)
         if m:
@@ -318,9 +321,9 @@ def type_file(
         entry = next(
             (e for e in reversed(logged) if (e["line"], e["col"]) == (p["line"], p["col"])), None
         )
-        p["source"] = entry["source"] if entry else "?"
+        p["source"] = entry["source"] if entry else "?"  # "?": the server logged no timings
         p["read"] = entry["read"] if entry else -1
-        p["cold"] = bool(entry and entry["read"] > COLD_TOKENS)
+        p["cold"] = None if entry is None else entry["read"] > COLD_TOKENS
     client = session.client
     answered = late = cancelled = 0
     for n, msg_id in enumerate(keystrokes):
@@ -333,7 +336,10 @@ def type_file(
         else:
             late += 1
     out = {"file": f"{corpus}:{rel}", "pauses": pauses, "keystrokes": len(keystrokes),
-           "answered": answered, "late": late, "cancelled_or_empty": cancelled}  # fmt: skip
+           "answered": answered, "late": late, "cancelled_or_empty": cancelled,
+           "overhead_ms": [e["overhead_ms"] for e in logged if e["source"] == "model"
+                           and "overhead_ms" in e],
+           "recall_ms": [e["recall_ms"] for e in logged if e.get("recall_ms")]}  # fmt: skip
     if args.keep:
         out["log"] = str(session.log)
     return out
@@ -342,6 +348,8 @@ def type_file(
 def summarize(scenario: str, files: list[dict[str, Any]]) -> dict[str, Any]:
     pauses = [p for f in files for p in f["pauses"]]
     ms = [p["ms"] for p in pauses]
+    overhead = [v for f in files for v in f.get("overhead_ms", [])]
+    recalls = [v for f in files for v in f.get("recall_ms", [])]
 
     def split(group: list[dict[str, Any]]) -> dict[str, Any]:
         values = [p["ms"] for p in group]
@@ -365,7 +373,10 @@ def summarize(scenario: str, files: list[dict[str, Any]]) -> dict[str, Any]:
         "answered_before_next_key": sum(f["answered"] for f in files),
         "answered_late": sum(f["late"] for f in files),
         "cold": split([p for p in pauses if p["cold"]]),
-        "warm": split([p for p in pauses if not p["cold"]]),
+        "warm": split([p for p in pauses if p["cold"] is False]),
+        "unlogged": split([p for p in pauses if p["cold"] is None]),
+        "overhead_ms_p50": percentile(overhead, 0.5), "overhead_ms_p95": percentile(overhead, 0.95),
+        "recall_ms_p50": percentile(recalls, 0.5), "recall_ms_p95": percentile(recalls, 0.95),
         "by_source": {k: split(v) for k, v in sorted(sources.items())},
     }  # fmt: skip
 

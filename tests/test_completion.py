@@ -93,6 +93,32 @@ def test_a_new_place_gets_a_small_window_that_stays_put_while_typing() -> None:
         cursor_offset("ab", -1, 0)
 
 
+def test_the_window_grows_a_step_at_a_time_to_full_size_and_then_moves_on() -> None:
+    text = "".join(f"line_{i} = {i}\n" for i in range(2000))
+    sizes = Sizes(prefix=2000, suffix=400, cold=300)
+    places = Places()
+    off = text.index("line_1000 = ")
+    window = places.window("a.py", text, off, sizes)
+    steps = 0
+    while (grown := places.grown("a.py", text, off, sizes)) is not None:
+        bigger, place = grown
+        # Lines come before the window and after it; what it had stays, so its cache does.
+        assert bigger.prefix.endswith(window.prefix) and bigger.suffix.startswith(window.suffix)
+        assert len(bigger.before) + len(bigger.suffix) > len(window.before) + len(window.suffix)
+        places.adopt(place)
+        window, steps = places.window("a.py", text, off, sizes), steps + 1
+        assert window == bigger
+    assert steps > 4
+    assert sizes.prefix - 20 < len(window.prefix) <= sizes.prefix
+    assert sizes.suffix - 20 < len(window.suffix) <= sizes.suffix
+    # Typing on down past the full size: the start moves on by a step, nothing new to read
+    # before the cursor but what was typed.
+    far = text.index("line_1015 = ")  # within what a cold window would read
+    moved = places.window("a.py", text, far, sizes)
+    assert not moved.cold and len(moved.prefix) <= sizes.prefix
+    assert moved.start_line > window.start_line
+
+
 def test_imported_names() -> None:
     text = (
         "from shapes.geometry import Rectangle, area_of_circle as aoc\n"

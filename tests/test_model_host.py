@@ -30,6 +30,7 @@ from assistant.config import ModelSettings
 from assistant.errors import AssistError
 from assistant.llm.chat_templates import Message
 from assistant.llm.fim import Hole
+from assistant.llm.host import read_request
 from assistant.llm.hosting import HostedModel, UnixHTTPConnection, running_hosts, stop_hosts
 from assistant.llm.protocol import GenerationStats, Request
 
@@ -413,3 +414,30 @@ def test_the_model_card_names_the_host_serving_the_model(runtime: Path, chat_ggu
     off = subprocess.run([*cmd, "--json"], env={**env, "ASSIST_MODEL_HOST": "false"},
                          capture_output=True, text=True, timeout=DEADLINE)  # fmt: skip
     assert json.loads(off.stdout)["host"]["shared"] is False
+
+
+def test_a_warm_up_reads_into_the_hosts_cache_for_the_next_request(
+    runtime: Path, chat_gguf: Path
+) -> None:
+    model = HostedModel(str(chat_gguf), settings())
+    prompt = "hello world and the world " * 8
+    warm = Request.warm_up()
+    assert list(model.complete(prompt, warm)) == []
+    assert warm.stats.stopped_by == "length" and warm.stats.prompt_tokens > 20
+    after = Request(max_tokens=2)
+    assert "".join(model.complete(prompt, after)) == "aa"
+    assert after.stats.cached_tokens == warm.stats.prompt_tokens - 1
+    assert after.stats.read_tokens == 1  # only the last token, read as the writing begins
+
+
+def test_a_requests_limits_come_from_its_body_and_nonsense_is_ignored() -> None:
+    body = {"n_predict": 5, "t_max_prompt_ms": 250, "t_max_predict_ms": 100, "temperature": 0.1}
+    request = read_request(body, "/infill", "background", "editor")
+    assert (request.max_tokens, request.prompt_s, request.generate_s) == (5, 0.25, 0.1)
+    assert (request.temperature, request.priority, request.lane) == (0.1, "background", "editor")
+    nonsense = {"n_predict": -1, "t_max_prompt_ms": float("nan"), "t_max_predict_ms": -5,
+                "temperature": True, "grammar": 3}  # fmt: skip
+    request = read_request(nonsense, "/infill", "explicit", "x")
+    assert request.max_tokens is None and request.prompt_s is None and request.generate_s is None
+    assert request.temperature is None and request.grammar is None
+    assert read_request({"max_tokens": "9"}, "/v1/completions", "idle", "x").max_tokens is None

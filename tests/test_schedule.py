@@ -148,3 +148,31 @@ def test_a_completion_does_not_supersede_an_explicit_request_of_its_lane() -> No
     assert not docstring.cancel.is_set()
     s.release(docstring)
     assert completion.result() is True
+
+
+def test_newer_means_made_later_not_arrived_later() -> None:
+    """An editor's two keystrokes: the older request's thread may reach the scheduler after
+    the newer one's; it is the one superseded, and it cancels nothing."""
+    s = Scheduler()
+    older = Request(priority="background", lane="editor")
+    newer = Request(priority="background", lane="editor")
+    assert s.admit(newer)
+    assert s.admit(older) is False
+    assert older.dropped == "superseded" and not newer.cancelled
+    # A request already cancelled when it arrives changes nothing either.
+    s.release(newer)
+    gone = Request(priority="explicit", lane="editor")
+    gone.cancel.set()
+    runner = Request(priority="background", lane="editor")
+    assert s.admit(runner)
+    assert s.admit(gone) is False and not runner.cancelled
+
+
+def test_a_models_own_callers_are_one_lane() -> None:
+    s = Scheduler(lane="in-process")
+    first = Request(priority="explicit")
+    assert s.admit(first)
+    second = Waiter(s, Request(priority="explicit"))
+    wait_for(first.cancel.is_set)  # the newer request of the one client supersedes it
+    s.release(first)
+    assert second.result() is True

@@ -17,6 +17,14 @@ TYPED_AHEAD = 256
 """Characters typed into a shown completion that the cache still follows."""
 
 
+def around_cursor(text: str, offset: int) -> tuple[str, str]:
+    """What a completion is cached by: the text before the cursor (with room for typing into
+    an earlier completion) and after it."""
+    return text[max(0, offset - BEFORE_CHARS - TYPED_AHEAD) : offset], text[
+        offset : offset + AFTER_CHARS
+    ]
+
+
 def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 

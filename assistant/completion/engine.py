@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from assistant.completion.cache import CompletionCache
+from assistant.completion.cache import CompletionCache, around_cursor
 from assistant.completion.context import Candidate, ContextChunk, as_prompt_context, candidates
 from assistant.completion.model_run import ModelRun, empty_reason
 from assistant.completion.recall import recall
@@ -153,84 +153,94 @@ class CompletionEngine:
         `note`.
         """
         rel = self._relative(path)
+        shown = rel or Path(path).name
         model = self.model  # loaded before the clock starts: a load is not a completion's cost
         started = time.perf_counter()
-        cancel = cancel or threading.Event()
         offset = cursor_offset(text, line, col)
         sizes = self._sizes(model)
         if editor:
-            window = self.places.window(rel or Path(path).name, text, offset, sizes)
+            window = self.places.window(shown, text, offset, sizes)
         else:  # one request, all of it awaited: the whole window
             window = cut(text, offset, 0, 1 << 30, sizes)
-        after = text[offset : offset + 256]
         multiline = wants_multiline(window.before, window.suffix, self.settings.multiline)
         result = Completion(text="", multiline=multiline, cold=window.cold)
-        t = result.timings
-        hit = self.cache.get(text[max(0, offset - 1280) : offset], after)
+        around = around_cursor(text, offset)
+        hit = self.cache.get(*around)
         if hit is not None:
             result.text, result.source = hit, "cache"
             if on_text and hit:
                 on_text(hit)
-            t.total_ms = t.overhead_ms = (time.perf_counter() - started) * 1000
+            result.timings.total_ms = result.timings.overhead_ms = _ms_since(started)
             return result
-
         t0 = time.perf_counter()
         context = self._context(rel, text, offset, refresh=not editor)
         result.context = [c.chunk for c in context]
-        t.retrieval_ms = (time.perf_counter() - t0) * 1000
+        result.timings.retrieval_ms = _ms_since(t0)
         result.model = model.name
         request = Request(
             max_tokens=self.settings.max_tokens,
             priority="background" if editor else "explicit",
             generate_s=self.settings.generate_ms / 1000 if editor else None,
-            cancel=cancel,
+            cancel=cancel or threading.Event(),
         )
-        shown = rel or Path(path).name
         run = ModelRun(
             lambda: self._stream(model, window, shown, context, multiline, request),
             Shaper(window.before, window.suffix, multiline),
             request,
-            on_done=lambda run: self._finished(run, text[max(0, offset - 1280) : offset], after),
+            on_done=lambda run: self._finished(run, *around),
         )
-        if editor:
-            run.start()
+
+        def recalled() -> tuple[str, Source] | None:
             t0 = time.perf_counter()
-            recalled = self._recall(text, offset, context, window)
-            t.recall_ms = (time.perf_counter() - t0) * 1000
-            budget = self.settings.prompt_ms / 1000
-            # Then, if writing has begun, until it ends (within completion.generate_ms). With
-            # nothing recalled, the model gets twice as long before the answer is empty.
-            run.wait_until(started + (budget if recalled is not None else 2 * budget))
-            if run.finished.is_set():
-                self._answer_from(result, run, recalled)
-            else:
-                result.note = (
-                    f"the model did not start writing within completion.prompt_ms "
-                    f"({self.settings.prompt_ms} ms); it goes on, its answer for the cache"
-                )
-                if recalled is not None:
-                    result.text, result.source = recalled
+            found = self._recall(text, offset, context, window)
+            result.timings.recall_ms = _ms_since(t0)
+            return found
+
+        if editor:
+            self._answer_in_time(result, run, recalled, started)
         else:
-            run.on_text = on_text
-            run.body()
-            recalled = None
-            if not run.text and not cancel.is_set():
-                recalled = self._recall(text, offset, context, window)
-            self._answer_from(result, run, recalled)
-            if result.source != "model" and result.text and on_text is not None:
-                on_text(result.text)
-        stats = request.stats
-        t.prompt_tokens, t.cached_tokens = stats.prompt_tokens, stats.cached_tokens
-        t.shifted_tokens, t.read_tokens = stats.shifted_tokens, stats.read_tokens
-        t.prompt_ms, t.generation_ms = stats.prompt_ms, stats.generation_ms
-        t.wait_ms = stats.wait_ms
-        t.first_token_ms = ((run.first or time.perf_counter()) - started) * 1000
-        t.total_ms = (time.perf_counter() - started) * 1000
-        if result.source == "model":
-            t.overhead_ms = max(0.0, t.total_ms - t.wait_ms - t.prompt_ms - t.generation_ms)
-        else:
-            t.overhead_ms = t.retrieval_ms + t.recall_ms + run.build_ms
+            self._answer_awaited(result, run, recalled, on_text)
+        _fill_timings(result, run, started)
         return result
+
+    def _answer_in_time(
+        self,
+        result: Completion,
+        run: ModelRun,
+        recalled: Callable[[], tuple[str, Source] | None],
+        started: float,
+    ) -> None:
+        """An editor's answer: the model's if it starts writing within `prompt_ms` (then it
+        is awaited, within `generate_ms`), else recalled text, while the model goes on in the
+        background for the cache. With nothing recalled it gets twice as long."""
+        run.start()
+        found = recalled()  # while the model reads
+        budget = self.settings.prompt_ms / 1000
+        run.wait_until(started + (budget if found is not None else 2 * budget))
+        if run.finished.is_set():
+            self._answer_from(result, run, found)
+            return
+        result.note = (
+            f"the model did not start writing within completion.prompt_ms "
+            f"({self.settings.prompt_ms} ms); it goes on, its answer for the cache"
+        )
+        if found is not None:
+            result.text, result.source = found
+
+    def _answer_awaited(
+        self,
+        result: Completion,
+        run: ModelRun,
+        recalled: Callable[[], tuple[str, Source] | None],
+        on_text: Callable[[str], None] | None,
+    ) -> None:
+        """A one-off answer, streamed as it comes; recalled text only when the model has none."""
+        run.on_text = on_text
+        run.body()
+        found = None if run.text or run.request.cancel.is_set() else recalled()
+        self._answer_from(result, run, found)
+        if result.source != "model" and result.text and on_text is not None:
+            on_text(result.text)
 
     def _finished(self, run: ModelRun, before: str, after: str) -> None:
         """A model answer, shown or not, is measured and kept for the next request here."""
@@ -375,6 +385,24 @@ class CompletionEngine:
                 "remove the rule from .assistignore / config if this is wrong",
             )
         return resolved.rel if resolved.rel != "." else None
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000
+
+
+def _fill_timings(result: Completion, run: ModelRun, started: float) -> None:
+    t, stats = result.timings, run.request.stats
+    t.prompt_tokens, t.cached_tokens = stats.prompt_tokens, stats.cached_tokens
+    t.shifted_tokens, t.read_tokens = stats.shifted_tokens, stats.read_tokens
+    t.prompt_ms, t.generation_ms = stats.prompt_ms, stats.generation_ms
+    t.wait_ms = stats.wait_ms
+    t.first_token_ms = ((run.first or time.perf_counter()) - started) * 1000
+    t.total_ms = _ms_since(started)
+    if result.source == "model":
+        t.overhead_ms = max(0.0, t.total_ms - t.wait_ms - t.prompt_ms - t.generation_ms)
+    else:  # the model's time was not waited for
+        t.overhead_ms = t.retrieval_ms + t.recall_ms + run.build_ms
 
 
 def complete_file(

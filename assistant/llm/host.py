@@ -200,7 +200,7 @@ class HostHandler(BaseHTTPRequestHandler):
         priority: Priority = next((p for p in _PRIORITIES if p == wanted), "explicit")
         # A client that names no lane is one of its own: nobody else's request supersedes it.
         lane = self.headers.get("X-Assist-Lane") or f"connection-{id(self):x}"
-        request = _request(body, endpoint, priority, lane)
+        request = read_request(body, endpoint, priority, lane)
         made = self.headers.get("X-Assist-Made", "")
         if made.isdigit():
             request.made = int(made)
@@ -297,7 +297,7 @@ class HostHandler(BaseHTTPRequestHandler):
                 time.sleep(0.05)  # a client sending more than its request: not ours to read
 
 
-def _request(body: dict[str, Any], endpoint: str, priority: Priority, lane: str) -> Request:
+def read_request(body: dict[str, Any], endpoint: str, priority: Priority, lane: str) -> Request:
     """The request a client's body describes: its limits in llama-server's names."""
 
     def number(key: str) -> float | None:

@@ -177,10 +177,12 @@ class RemoteModel:
         return self._stream("/v1/chat/completions", body, chat_text, request)
 
     def infill(self, hole: Hole, request: Request | None = None) -> Iterator[str]:
+        """Through the server's `/infill` where it has one (asked on first use), else the chat
+        emulation; nothing is sent until the stream is read."""
         request = request or Request()
         warm_up = request.max_tokens == 0
         if warm_up and self._infill is not True:
-            return iter(())  # warm only a server known to cache `/infill` prompts
+            return  # warm only a server known to cache `/infill` prompts
         if self._infill is not False:
             body = {
                 "input_prefix": hole.prefix,
@@ -211,9 +213,12 @@ class RemoteModel:
                     # the prompt is in its cache now, and the token is nobody's.
                     for _ in chunks:
                         pass
-                    return iter(())
-                return _chain(first, chunks)
-        return emulated_infill(self, hole, request)
+                    return
+                if first is not None:
+                    yield first
+                yield from chunks
+                return
+        yield from emulated_infill(self, hole, request)
 
 
 class _Cancelled(Exception):
@@ -370,9 +375,3 @@ def _with_grammar(body: dict[str, Any], grammar: str | None) -> dict[str, Any]:
     if grammar is not None:
         body["grammar"] = grammar
     return body
-
-
-def _chain(first: str | None, rest: Iterator[str]) -> Iterator[str]:
-    if first is not None:
-        yield first
-    yield from rest
