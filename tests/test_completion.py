@@ -335,7 +335,7 @@ def test_idle_warm_ups_choose_the_ring_then_grow_the_window(indexed_ws: Workspac
     while (done := engine.warm(path, text, line, 4)) is not None and done.more:
         steps.append(done)
         assert done.stats.generated_tokens == 0  # a warm-up only reads
-    assert steps and steps[0].what in ("grew the window", "read the context ring")
+    assert {s.what for s in steps} == {"grew the window", "read context"}  # in turns
     ring = [c.chunk.name for c in engine.ring.snapshot()]
     assert "Rectangle" in ring and "area_of_circle" in ring
     assert engine.places.place is not None and engine.places.place.start == 0  # all of it

@@ -55,6 +55,16 @@ def test_several_runs_in_both_directions_keep_their_order() -> None:
     assert plan.to_read == 20 and plan.shifted == 70
 
 
+def test_a_run_matching_by_chance_does_not_cost_a_longer_one() -> None:
+    """B, inserted, happens to contain a stretch of C: taking it would leave the start of C
+    behind (runs keep their order), so the plan takes C whole and reads B."""
+    chance = C[30:44]
+    inserted = B[:10] + chance + B[10:]
+    plan = plan_reuse(A + C, A + inserted + C)
+    assert plan.moves == (Move(40, 40 + len(inserted), 50),)
+    assert plan.to_read == len(inserted)
+
+
 def test_runs_too_short_or_holes_are_not_moved() -> None:
     short = list(range(600, 605))
     assert plan_reuse(A + short + C, A + C).moves == (Move(45, 40, 50),)

@@ -159,3 +159,13 @@ def test_a_grammar_llama_cpp_cannot_parse_is_an_error_not_a_crash(chat_model: Lo
     with pytest.raises(AssistError, match="cannot parse this grammar"):
         list(chat_model.chat([Message("user", "hi")], Request(grammar="root ::= (")))
     assert "".join(chat_model.chat([Message("user", "hi")], Request(max_tokens=2))) == "aa"
+
+
+def test_threads_default_to_one_per_physical_core(chat_model: LocalModel) -> None:
+    import os
+
+    from assistant.llm.llama_runtime import physical_cores
+
+    cores = physical_cores()
+    assert 1 <= cores <= (os.cpu_count() or 1)
+    assert chat_model.runtime.threads == cores  # model.n_threads = 0 in the fixture

@@ -13,17 +13,24 @@ one through the cache, for the next request here.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from assistant.completion.cache import CompletionCache, around_cursor
-from assistant.completion.context import Candidate, ContextChunk, as_prompt_context, candidates
+from assistant.completion.context import Candidate, as_prompt_context, candidates
 from assistant.completion.model_run import ModelRun, empty_reason
 from assistant.completion.recall import recall
+from assistant.completion.result import (
+    Completion,
+    Source,
+    Warmed,
+    fill_timings,
+    ms_since,
+)
 from assistant.completion.ring import ContextRing
 from assistant.completion.shaping import Shaper, wants_multiline
 from assistant.completion.window import (
@@ -40,75 +47,10 @@ from assistant.llm.fim import Hole, path_comment
 from assistant.llm.protocol import Request
 
 if TYPE_CHECKING:
-    from assistant.llm.protocol import GenerationStats, Model
+    from assistant.llm.protocol import Model
     from assistant.workspace import Workspace
 
-Source = Literal["", "model", "cache", "recall:file", "recall:context"]
-"""Where a completion's text came from."""
-
-
-@dataclass
-class CompletionTimings:
-    retrieval_ms: float = 0.0
-    recall_ms: float = 0.0
-    """Looking the answer up in known text (done for every editor request, used when the
-    model is late)."""
-    prompt_tokens: int = 0
-    cached_tokens: int = 0
-    """Prompt tokens the model's cache held where they are."""
-    shifted_tokens: int = 0
-    """Prompt tokens the model's cache held elsewhere, moved into place."""
-    read_tokens: int = 0
-    """Prompt tokens the model read."""
-    prompt_ms: float = 0.0
-    generation_ms: float = 0.0
-    first_token_ms: float = 0.0
-    """From the request to the first completion text out of the model."""
-    total_ms: float = 0.0
-    wait_ms: float = 0.0
-    """Waiting for the model to be free (a superseded request finishing its prompt chunk)."""
-    overhead_ms: float = 0.0
-    """Everything that is not the model nor waiting for it: windowing, retrieval, recall,
-    prompt building, shaping."""
-
-
-@dataclass
-class Completion:
-    text: str
-    multiline: bool
-    source: Source = ""
-    model: str = ""
-    context: list[ContextChunk] = field(default_factory=list)
-    timings: CompletionTimings = field(default_factory=CompletionTimings)
-    cold: bool = False
-    """The cursor was at a new place: the window was cut to what the model reads quickly."""
-    note: str = ""
-
-    @property
-    def cached(self) -> bool:
-        return self.source == "cache"
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "text": self.text,
-            "multiline": self.multiline,
-            "source": self.source,
-            "cached": self.cached,
-            "cold": self.cold,
-            "model": self.model,
-            "note": self.note,
-            "timings": {k: round(v, 3) for k, v in asdict(self.timings).items()},
-            "context": [asdict(c) for c in self.context],
-        }
-
-
-@dataclass
-class Warmed:
-    """What one idle warm-up did, and whether there is more to do."""
-
-    stats: GenerationStats
-    what: str
-    more: bool
+log = logging.getLogger(__name__)
 
 
 class CompletionEngine:
@@ -121,6 +63,9 @@ class CompletionEngine:
         self.cache = CompletionCache(self.settings.cache_size)
         self.ring = ContextRing(int(self.settings.context_tokens * CHARS_PER_TOKEN))
         self._ring_file: str | None = None
+        """The file whose context the ring holds, all of it read into the model's cache."""
+        self._ring_wanted: tuple[str, list[Candidate]] | None = None
+        self._grew_last = False
         self.places = Places()
         self.speed = PromptSpeed()
 
@@ -170,12 +115,12 @@ class CompletionEngine:
             result.text, result.source = hit, "cache"
             if on_text and hit:
                 on_text(hit)
-            result.timings.total_ms = result.timings.overhead_ms = _ms_since(started)
+            result.timings.total_ms = result.timings.overhead_ms = ms_since(started)
             return result
         t0 = time.perf_counter()
         context = self._context(rel, text, offset, refresh=not editor)
         result.context = [c.chunk for c in context]
-        result.timings.retrieval_ms = _ms_since(t0)
+        result.timings.retrieval_ms = ms_since(t0)
         result.model = model.name
         request = Request(
             max_tokens=self.settings.max_tokens,
@@ -193,14 +138,14 @@ class CompletionEngine:
         def recalled() -> tuple[str, Source] | None:
             t0 = time.perf_counter()
             found = self._recall(text, offset, context, window)
-            result.timings.recall_ms = _ms_since(t0)
+            result.timings.recall_ms = ms_since(t0)
             return found
 
         if editor:
             self._answer_in_time(result, run, recalled, started)
         else:
             self._answer_awaited(result, run, recalled, on_text)
-        _fill_timings(result, run, started)
+        fill_timings(result, run, started)
         return result
 
     def _answer_in_time(
@@ -244,6 +189,8 @@ class CompletionEngine:
 
     def _finished(self, run: ModelRun, before: str, after: str) -> None:
         """A model answer, shown or not, is measured and kept for the next request here."""
+        if run.error is not None:  # raised to a caller still waiting; logged for one gone
+            log.debug("completion for the cache failed: %s", run.error.message)
         self.speed.add(run.request.stats)
         if run.text and not run.request.cancel.is_set():
             self.cache.put(before, after, run.text)
@@ -287,31 +234,27 @@ class CompletionEngine:
         self, path: str, text: str, line: int, col: int, *, cancel: threading.Event | None = None
     ) -> Warmed | None:
         """At an idle moment, read into the model's cache what the next keystroke here will
-        want, generating nothing: the window one step larger (adopted once read), else the
-        context ring chosen for this file, else the prompt as it is. A request pre-empts it,
-        and it never pre-empts one. None when there is nothing to do."""
+        want, generating nothing: one step more of the window (lines before and after it) or of
+        the file's context ring (a few definitions added at its end), in turns, each adopted
+        once read; else the prompt as it is. A request pre-empts it, and it never pre-empts
+        one. None when it did not run."""
         rel = self._relative(path)
         if rel is None:
             return None
         model = self.model
-        cancel = cancel or threading.Event()
         offset = cursor_offset(text, line, col)
         sizes = self._sizes(model)
         grown = self.places.grown(rel, text, offset, sizes)
-        ring: ContextRing | None = None
-        if grown is not None:
-            window, place = grown
-            what = "grew the window"
+        ring = self._ring_step(rel, text, offset, sizes) if self._ring_file != rel else None
+        if ring is not None and (grown is None or self._grew_last):
+            window, place, what = self.places.window(rel, text, offset, sizes), None, "ring"
+        elif grown is not None:
+            (window, place), ring, what = grown, None, "window"
         else:
-            window = self.places.window(rel, text, offset, sizes)
-            place = None
-            if self._ring_file != rel and self.settings.context_tokens > 0:
-                ring = self.ring.copy()
-                ring.refresh(candidates(self.ws, self.settings.context_tokens, rel, text, offset))
-                what = "read the context ring"
-            else:
-                what = "read the prompt"
-        context = (ring or self.ring).snapshot(exclude_path=rel)
+            window, place, what = self.places.window(rel, text, offset, sizes), None, "prompt"
+        self._grew_last = what == "window"
+        new_ring = ring[0] if ring is not None else self.ring
+        context = new_ring.snapshot(exclude_path=rel)
         multiline = wants_multiline(window.before, window.suffix, self.settings.multiline)
         request = Request.warm_up(cancel)
         for _ in self._stream(model, window, rel, context, multiline, request):
@@ -324,9 +267,36 @@ class CompletionEngine:
         if done and place is not None:
             self.places.adopt(place)
         if done and ring is not None:
-            self.ring, self._ring_file = ring, rel
-        more = done and (place is not None or ring is not None)
-        return Warmed(stats, what, more)
+            self.ring = new_ring
+            if ring[1]:
+                self._ring_file = rel  # the whole ring is read
+        more = done and what != "prompt"
+        label = {"window": "grew the window", "ring": "read context", "prompt": "read the prompt"}
+        return Warmed(stats, label[what], more)
+
+    def _ring_step(
+        self, rel: str, text: str, offset: int, sizes: Sizes
+    ) -> tuple[ContextRing, bool] | None:
+        """The ring with the next few of this file's definitions added at its end (about what
+        a cold window reads), and whether that is all of them; None when context is off."""
+        if self.settings.context_tokens <= 0:
+            return None
+        if self._ring_wanted is None or self._ring_wanted[0] != rel:
+            found = candidates(self.ws, self.settings.context_tokens, rel, text, offset)
+            self._ring_wanted = (rel, found)
+        wanted = self._ring_wanted[1]
+        have = {c.key for c in self.ring.snapshot()}
+        todo = [c for c in wanted if c.key not in have]
+        taken: list[Candidate] = []
+        size = 0
+        for c in todo:
+            if taken and size + len(c.text) > sizes.cold:
+                break
+            taken.append(c)
+            size += len(c.text)
+        ring = self.ring.copy()
+        ring.refresh([c for c in wanted if c.key in have] + taken)
+        return ring, len(taken) == len(todo)
 
     # -- the pieces ------------------------------------------------------------------------
 
@@ -385,24 +355,6 @@ class CompletionEngine:
                 "remove the rule from .assistignore / config if this is wrong",
             )
         return resolved.rel if resolved.rel != "." else None
-
-
-def _ms_since(start: float) -> float:
-    return (time.perf_counter() - start) * 1000
-
-
-def _fill_timings(result: Completion, run: ModelRun, started: float) -> None:
-    t, stats = result.timings, run.request.stats
-    t.prompt_tokens, t.cached_tokens = stats.prompt_tokens, stats.cached_tokens
-    t.shifted_tokens, t.read_tokens = stats.shifted_tokens, stats.read_tokens
-    t.prompt_ms, t.generation_ms = stats.prompt_ms, stats.generation_ms
-    t.wait_ms = stats.wait_ms
-    t.first_token_ms = ((run.first or time.perf_counter()) - started) * 1000
-    t.total_ms = _ms_since(started)
-    if result.source == "model":
-        t.overhead_ms = max(0.0, t.total_ms - t.wait_ms - t.prompt_ms - t.generation_ms)
-    else:  # the model's time was not waited for
-        t.overhead_ms = t.retrieval_ms + t.recall_ms + run.build_ms
 
 
 def complete_file(
