@@ -17,6 +17,7 @@ from assistant.docstrings.staged import HookResult
 from assistant.errors import AssistError
 from assistant.repo.atomic import write_atomic
 from assistant.repo.git import hooks_dir
+from assistant.repo.own_files import LinkRefused
 
 MARKER = "# assist-docstring-hook"
 
@@ -42,6 +43,12 @@ def install(start: Path, *, force: bool = False) -> Path:
             f"{path} exists and was not written by assist",
             "keep it, or replace it with `assist hook install --force`",
         )
+    for place in (path.parent, path):
+        if place.is_symlink():  # a hooks folder the repository committed as a link
+            raise LinkRefused(
+                f"{place} is a symbolic link; assist never writes through one",
+                "install the hook by hand if you trust where it leads",
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, hook_script(), mode=0o755)
     return path

@@ -7,9 +7,7 @@ hands out of the index has passed the privacy rules: front-ends never filter pat
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -18,7 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.config import Settings, load_settings
 from assistant.errors import AssistError
+from assistant.repo.own_files import WriterLock, check_own, private_dir, write_new
 from assistant.repo.privacy import PathRules
+from assistant.repo.roots import INDEX_DIR, find_root, index_dir_for
+
+__all__ = ["INDEX_DIR", "MAX_READ_BYTES", "Workspace", "find_root"]
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,18 +36,8 @@ if TYPE_CHECKING:
     from assistant.llm.protocol import Model
     from assistant.watcher import Batch, Watcher
 
-INDEX_DIR = ".assist"
 MAX_READ_BYTES = 4_000_000
 """Largest file `read_text` hands to a preview or a prompt."""
-
-
-def find_root(start: Path) -> Path | None:
-    """The repository around `start`: the nearest directory holding `.git` or `.assist`."""
-    start = start.resolve()
-    for candidate in (start, *start.parents):
-        if (candidate / ".git").exists() or (candidate / INDEX_DIR).is_dir():
-            return candidate
-    return None
 
 
 class Workspace:
@@ -53,7 +45,7 @@ class Workspace:
         self.root = root
         self.settings = settings
         self.rules = self._rules()
-        self.index_dir = root / INDEX_DIR
+        self.index_dir = index_dir_for(root)
         self._stores: dict[int, tuple[threading.Thread, Store]] = {}
         self._vectors: VectorIndex | None = None
         self._embedder: Embedder | RemoteEmbedder | None = None
@@ -120,10 +112,9 @@ class Workspace:
         if mine is not None:
             return mine[1]
         with self._lock:
-            self.index_dir.mkdir(parents=True, exist_ok=True)
-            gitignore = self.index_dir / ".gitignore"
-            if not gitignore.exists():
-                gitignore.write_text("*\n")  # the index never shows up in `git status`
+            self.own_dir()
+            for name in ("index.db", "index.db-wal", "index.db-shm"):
+                check_own(self.index_dir / name, create=name == "index.db")
             # Connections of threads that have ended (Textual starts a thread per worker).
             alive = {t.ident for t in threading.enumerate()}
             for ident in [i for i in self._stores if i not in alive]:
@@ -132,9 +123,16 @@ class Workspace:
             self._stores[me] = (threading.current_thread(), store)
             return store
 
-    def writer_lock(self) -> _WriterLock:
-        self.index_dir.mkdir(parents=True, exist_ok=True)
-        return _WriterLock(self.index_dir / "writer.lock")
+    def own_dir(self) -> Path:
+        """The index folder, made private (0700) and kept out of `git status`; a link or
+        another user's folder there is refused."""
+        private_dir(self.index_dir)
+        write_new(self.index_dir / ".gitignore", "*\n")
+        return self.index_dir
+
+    def writer_lock(self) -> WriterLock:
+        self.own_dir()
+        return WriterLock(self.index_dir / "writer.lock")
 
     def index(
         self,
@@ -397,54 +395,3 @@ class Workspace:
             for _, store in self._stores.values():
                 store.close()
             self._stores.clear()
-
-
-_HELD_LOCKS: set[int] = set()
-"""Descriptors of writer locks this process holds. A forked child (the indexer's parser
-workers) closes its copies at once: an `flock` lives as long as any descriptor of it, so a
-worker orphaned by a killed indexer would otherwise keep the repository locked."""
-
-
-_HOOKED: list[bool] = []
-"""Whether the fork hook is registered (once per process, at the first lock)."""
-
-
-def _drop_inherited_locks() -> None:
-    for fd in list(_HELD_LOCKS):
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    _HELD_LOCKS.clear()
-
-
-class _WriterLock:
-    """One indexing process per repository; the kernel drops the lock if its holder dies."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd: int | None = None
-
-    def __enter__(self) -> _WriterLock:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.fd)
-            self.fd = None
-            raise AssistError(
-                "another assist process is indexing this repository",
-                "wait for it to finish; its results are visible to searches meanwhile",
-            ) from None
-        if not _HELD_LOCKS and not _HOOKED:
-            os.register_at_fork(after_in_child=_drop_inherited_locks)
-            _HOOKED.append(True)
-        _HELD_LOCKS.add(self.fd)
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, str(os.getpid()).encode())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.fd is not None:
-            _HELD_LOCKS.discard(self.fd)
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None

@@ -17,6 +17,9 @@ from assistant.llm.local import LocalModel
 # gets real hosts, kept in this session's own runtime directory and stopped at its end.
 os.environ["ASSIST_MODEL_HOST"] = "false"
 os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="assist-run-")
+# An index kept outside a repository (one whose `.assist/` is committed) goes here, not into
+# the home of whoever runs the tests.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="assist-state-")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -26,6 +29,7 @@ def stop_model_hosts() -> Iterator[None]:
 
     stop_hosts()
     shutil.rmtree(os.environ["XDG_RUNTIME_DIR"], ignore_errors=True)
+    shutil.rmtree(os.environ["XDG_STATE_HOME"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -104,13 +104,12 @@ def test_citations_are_parsed_from_real_answer_text() -> None:
         "Uploads retry in `uploads/client.py:15` (see uploads/client.py:9-12), and prices are "
         "formatted by web/format.js:2. Not citations: http://x.org:80, version 1.2:3, a:b."
     )
-    found = parse_citations(answer)
-    assert found[:3] == [
+    # Every case, not the first few: `1.2:3` came fourth and was parsed as a citation.
+    assert parse_citations(answer) == [
         ("uploads/client.py", 15, 15),
         ("uploads/client.py", 9, 12),
         ("web/format.js", 2, 2),
     ]
-    assert all(not p.startswith("x.org") for p, _, _ in found)
 
 
 def test_citations_map_to_the_chunks_that_were_sent() -> None:

@@ -27,19 +27,25 @@ def test_precedence(tmp_path: Path, isolated_env) -> None:
     repo = tmp_path / "repo"
     _write(
         Path(isolated_env["XDG_CONFIG_HOME"]) / "assist/config.toml",
-        '[model]\npath = "/user.gguf"\nn_ctx = 1111\nmax_tokens = 5\n',
+        '[model]\npath = "models/user.gguf"\n'
+        "[completion]\nprefix_tokens = 1111\nsuffix_tokens = 5\ncontext_tokens = 7\n",
     )
-    _write(repo / "pyproject.toml", '[tool.assist.model]\npath = "/pyproject.gguf"\nn_ctx = 2222\n')
-    _write(repo / ".assist/config.toml", '[model]\npath = "models/local.gguf"\n')
+    _write(
+        repo / "pyproject.toml",
+        "[tool.assist.completion]\nprefix_tokens = 2222\ncontext_tokens = 99\n",
+    )
+    _write(repo / ".assist/config.toml", "[completion]\nprefix_tokens = 3333\n")
     settings = load_settings(repo, env=isolated_env)
-    assert settings.model.path == str(repo / "models/local.gguf")  # relative to the repository
-    assert settings.model.n_ctx == 2222
-    assert settings.model.max_tokens == 5
-    assert settings.origin("model.n_ctx").endswith("[tool.assist]")
+    user_dir = Path(isolated_env["XDG_CONFIG_HOME"]) / "assist"
+    assert settings.model.path == str(user_dir / "models/user.gguf")  # relative to its file
+    assert settings.completion.prefix_tokens == 3333
+    assert settings.completion.context_tokens == 99
+    assert settings.completion.suffix_tokens == 5
+    assert settings.origin("completion.context_tokens").endswith("[tool.assist]")
 
-    env = {**isolated_env, "ASSIST_MODEL": "/env.gguf", "ASSIST_MODEL_N_CTX": "333"}
+    env = {**isolated_env, "ASSIST_MODEL": "/env.gguf", "ASSIST_COMPLETION_PREFIX_TOKENS": "333"}
     settings = load_settings(repo, env=env)
-    assert settings.model.path == "/env.gguf" and settings.model.n_ctx == 333
+    assert settings.model.path == "/env.gguf" and settings.completion.prefix_tokens == 333
     assert settings.origin("model.path") == "ASSIST_MODEL"
 
     settings = load_settings(repo, env=env, overrides={"model": {"path": "/flag.gguf"}})
@@ -66,13 +72,20 @@ def test_url_and_path_the_higher_source_wins(tmp_path: Path, isolated_env) -> No
         ("[search]\nfusion = 'rff'\n", r"search.fusion = 'rff' is not allowed \(use one of:"),
         ("[model]\nfim = 'qwn'\n", "use one of: auto, emulate, codegemma"),
         ("[model]\ntemperature = true\n", "use a number"),
+        ("[model]\ntemperature = nan\n", r"temperature = nan is not valid \(use a number\)"),
+        ("[model]\nhost_idle = inf\n", r"host_idle = inf is not valid"),
+        ("[model]\ntimeout = -inf\n", r"timeout = -inf is not valid"),
+        ("[model]\nn_ctx = 1e400\n", r"n_ctx = inf is not valid"),
+        ('[model]\nurl = "http://127.0.0.1:99999"\n', r"is not an http\(s\) URL"),
+        ('[model]\nurl = "http://[::1"\n', r"is not an http\(s\) URL"),
+        ('[model]\napi_key = "abc\\ndef"\n', "holds a line break"),
         ("[index]\nexclude = 5\n", "use a list of strings"),
         ("model = 5\n", r"\[model\] must be a table"),
         ("[model\n", "invalid TOML"),
     ],
 )
 def test_bad_config_is_a_clear_error(tmp_path: Path, isolated_env, text: str, message: str) -> None:
-    _write(tmp_path / ".assist/config.toml", text)
+    _write(Path(isolated_env["XDG_CONFIG_HOME"]) / "assist/config.toml", text)
     with pytest.raises(AssistError, match=message):
         load_settings(tmp_path, env=isolated_env)
 
@@ -168,3 +181,46 @@ def test_a_repository_can_only_add_privacy_rules(tmp_path: Path, isolated_env) -
     # The user's own choice may relax a built-in rule.
     env = {**isolated_env, "ASSIST_INDEX_PRIVATE": "!.env.example"}
     assert "!.env.example" in load_settings(tmp_path, env=env).index.private
+
+
+def test_a_repository_may_only_narrow(
+    tmp_path: Path, isolated_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever chooses a file to load or run, a server, a lifetime, threads or timeouts is the
+    user's; what a repository may set is bounded."""
+    root = tmp_path / "repo"
+    user = Path(isolated_env["XDG_CONFIG_HOME"]) / "assist" / "config.toml"
+    _write(user, '[model]\nurl = "http://gpu-box:8080/v1"\n')
+    _write(
+        root / ".assist" / "config.toml",
+        '[model]\npath = "evil.gguf"\nhost_idle = 604800\nn_threads = 1024\n'
+        "[agent]\ncommand_timeout = 86400\n"
+        "[docstring]\nhook_fail_on_change = false\nstyle = 'numpy'\n"
+        "[completion]\nprefix_tokens = 100000\nprompt_ms = 600000\n"
+        "[index]\nworkers = 256\nparse_timeout = 3600\nembedding_model = 'x.gguf'\n",
+    )
+    settings = load_settings(root, env=isolated_env)
+    assert settings.model.url == "http://gpu-box:8080/v1"  # not cleared by the repository
+    assert settings.model.path is None
+    assert settings.model.host_idle == 600.0 and settings.model.n_threads == 0
+    assert settings.agent.command_timeout == 60.0
+    assert settings.docstring.hook_fail_on_change is True
+    assert settings.docstring.style == "numpy"  # what it may set still applies
+    assert settings.completion.prefix_tokens == 4096  # lowered to the repository's bound
+    assert settings.completion.prompt_ms == 500
+    assert settings.index.workers == 0 and settings.index.parse_timeout == 10.0
+    assert settings.index.embedding_model is None
+    assert "ignoring model.path" in caplog.text and "lowered to 4096" in caplog.text
+    # A repository may turn the safe way on.
+    _write(root / ".assist" / "config.toml", "[docstring]\nhook_fail_on_change = true\n")
+    assert load_settings(root, env=isolated_env).docstring.hook_fail_on_change is True
+
+
+def test_every_repository_key_exists() -> None:
+    from dataclasses import fields
+
+    from assistant.config import _SECTIONS
+    from assistant.config.repository import REPOSITORY_MAY
+
+    for section, key in REPOSITORY_MAY:
+        assert key in {f.name for f in fields(_SECTIONS[section])}, (section, key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -164,10 +165,8 @@ def test_parse_deadline_skips_the_slow_file(repo: Path) -> None:
     for i in range(12):  # enough files for the worker pool (a handful are parsed in-process)
         (repo / f"small_{i}.py").write_text(f"def small_{i}():\n    return {i}\n")
     (repo / ".assist").mkdir()
-    (repo / ".assist" / "config.toml").write_text(
-        "[index]\nparse_timeout = 0.1\nmax_file_size = 9500000\n"
-    )
-    ws = Workspace.open(repo)
+    (repo / ".assist" / "config.toml").write_text("[index]\nmax_file_size = 9500000\n")
+    ws = Workspace.open(repo, env={**os.environ, "ASSIST_INDEX_PARSE_TIMEOUT": "0.1"})
     report = run_index(ws, vectors=False)
     reasons = dict(report.skipped)
     assert reasons["huge.py"].startswith("parse timed out")

@@ -25,6 +25,7 @@ from typing import Literal
 from assistant.errors import AssistError
 from assistant.repo.atomic import write_atomic
 from assistant.repo.git import GitError, git, ignored, rev
+from assistant.repo.own_files import directory
 
 REF_PREFIX = "refs/assist/agent"
 HEAD_REF = f"{REF_PREFIX}/head"
@@ -329,13 +330,14 @@ class Checkpoints:
         full = self._inside(rel)
         if full.is_dir() and not full.is_symlink():
             raise AssistError(f"{rel}: a directory is in the way of a restored file", "move it")
-        full.parent.mkdir(parents=True, exist_ok=True)
-        if mode == "120000":
-            with contextlib.suppress(FileNotFoundError):
-                full.unlink()
-            os.symlink(data.decode("utf-8", "surrogateescape"), full)
-            return
-        write_atomic(full, data, executable=mode == "100755")
+        folder, _, name = rel.rpartition("/")
+        with directory(self.root, folder, create=True) as dir_fd:  # no link followed on the way
+            if mode == "120000":
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name, dir_fd=dir_fd)
+                os.symlink(data.decode("utf-8", "surrogateescape"), name, dir_fd=dir_fd)
+                return
+            write_atomic(Path(name), data, executable=mode == "100755", dir_fd=dir_fd)
 
 
 def _overlapping(theirs: list[str], ours: list[str]) -> list[str]:

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 import pathspec
 
 from assistant.errors import AssistError
+from assistant.repo import own_files
 from assistant.repo.atomic import write_atomic
 from assistant.workspace import Workspace
 
@@ -139,27 +140,13 @@ def sensitive_reason(place: Place | str) -> str:
 def directory(root: Path, rel_dir: str, *, create: bool = False) -> Iterator[int]:
     """An open handle of `root/rel_dir`, reached without following any symlink; with `create`,
     missing directories are made on the way."""
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for part in [p for p in rel_dir.split("/") if p not in ("", ".")]:
-            if part == "..":
-                raise ToolError(f"{rel_dir}: leads upwards")
-            try:
-                nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-            except FileNotFoundError:
-                if not create:
-                    raise
-                os.mkdir(part, 0o777, dir_fd=fd)
-                nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise ToolError(f"{rel_dir}: changed into a link while in use") from None
-                raise
-            os.close(fd)
-            fd = nxt
-        yield fd
-    finally:
-        os.close(fd)
+        with own_files.directory(root, rel_dir, create=create) as fd:
+            yield fd
+    except own_files.LinkRefused as exc:
+        if "upwards" in exc.message:
+            raise ToolError(exc.message) from None
+        raise ToolError(f"{rel_dir}: changed into a link while in use") from None
 
 
 def read_bytes(root: Path, rel: str, limit: int = MAX_READ_BYTES) -> bytes:

@@ -5,20 +5,37 @@ Sources go to the model as numbered blocks and the prompt asks for `[n]` citatio
 `check` then judges the answer: no valid citation, a number or line that was never sent, or a
 file or symbol named in prose that is in none of the sources each make it "not grounded", which
 every front-end shows.
+
+Prose is full of things shaped like citations, so both forms are narrowed, first by what was
+sent: a `path:line` counts when its path is a sent file (also written bare, absolute or with
+backslashes) or looks like a file (a directory and an extension, or a known file extension), so
+`127.0.0.1:8080`, `1.26.4:2` and `example.com:443` are not citations; a `[n]` counts unless it is
+data: an index (`x[1]`), a call argument, an operand, a list after a word such as "list", "is" or
+"returns", a `[0]`, or a list of several numbers that are not all sent sources (tests/data/
+citations.jsonl holds the labelled answers these rules are judged on).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from assistant.index.languages import language_for_path
 from assistant.llm import prompts
 
 _CITATION = re.compile(
-    r"(?<![\w./-])`?((?:[\w.-]+/)*[\w-][\w.-]*\.\w+):(\d+)(?:[-–](\d+))?`?",
+    r"(?<![\w./\\:-])((?:[A-Za-z]:)?[/\\]?(?:[\w.-]+[/\\])*[\w.-]*\w):(\d+)(?:[-–](\d+))?",
 )
-"""`path/to/file.ext:12` or `file.ext:12-20`, optionally in backticks."""
+"""`path/to/file.ext:12`, `file.ext:12-20`, `C:\\dir\\file.ext:3`: any `word:digits` not inside a
+URL or a longer path; `_file_path` then decides whether the word is a file."""
+_TEXT_EXTENSIONS = frozenset(
+    {"md", "rst", "txt", "json", "yaml", "yml", "toml", "ini", "cfg", "conf", "xml", "html",
+     "css", "scss", "sql", "csv", "proto", "graphql", "mk", "cmake", "gradle", "vue", "svelte",
+     "dart", "kt", "swift", "scala", "lua", "jl", "ex", "exs", "erl", "hs", "clj", "zig", "bat",
+     "ps1", "zsh", "ipynb", "lock"}
+)  # fmt: skip
+"""Extensions of files that are not indexed code but that answers still cite."""
 
 
 @dataclass(frozen=True)
@@ -94,8 +111,19 @@ class Grounding:
 
 _FENCED = re.compile(r"^(```|~~~).*?(?:^\1[^\n]*$|\Z)", re.S | re.M)
 _INLINE = re.compile(r"`[^`\n]*`")
-_NUMBERED = re.compile(r"(?<![\w\])\[])\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\](?!\()")
-"""`[2]` or `[1, 3]`, not an index (`x[1]`) nor a markdown link (`[1](url)`)."""
+_NUMBERED = re.compile(
+    r"(?<![\w\])\['\"])((?:\[\d{1,3}(?:\s*[,;]\s*\d{1,3})*\])+)"
+    r"(?!\(|\.\w|\s*(?:[+*%<>=]|!=))"
+)
+"""A run of `[2]`, `[1, 3]` or `[1][2]`; not an index (`x[1]`, `a[1][2]`), a markdown link
+(`[1](url)`), a method's receiver (`[1, 2].sort()`) nor an operand (`[1] + [2]`)."""
+_LITERAL_BEFORE = re.compile(
+    r"(?:\b(?:lists?|arrays?|tuples?|vectors?|returns?|returned|yields?|gives|becomes|equals?"
+    r"|is|are|was|were|be|prints?|outputs?|like|index|values?|default|literal)|e\.g\.|i\.e\."
+    r"|[=+*%<>]|\w\()\s*$",
+    re.I,
+)
+"""What comes right before a list literal in prose: `x = [1, 2]`, `f([1])`, "the list [1, 2]"."""
 _EXTENSIONS = "py|js|ts|tsx|jsx|go|rs|java|c|h|cc|cpp|hpp|rb|php|cs|kt|swift|scala|lua|sh"
 _PATHLIKE = re.compile(rf"(?<![\w./-])((?:[\w.-]+/)*[\w-][\w.-]*\.(?:{_EXTENSIONS}))\b")
 _SNAKE = re.compile(r"(?<![\w./-])[A-Za-z]\w*_\w+(?![\w/])")
@@ -107,11 +135,15 @@ def prose(answer: str) -> str:
     return _FENCED.sub("", answer)
 
 
-def parse_citations(answer: str) -> list[tuple[str, int, int]]:
-    """(path, line, end line) for every `path:line` in `answer`, first occurrence order."""
+def parse_citations(answer: str, paths: Iterable[str] = ()) -> list[tuple[str, int, int]]:
+    """(path, line, end line) for every `path:line` in `answer` whose path is one of `paths`
+    (the files sent) or looks like a file, first occurrence order; paths as written."""
+    known = list(paths)
     out: list[tuple[str, int, int]] = []
     for m in _CITATION.finditer(prose(answer)):
-        path = m.group(1).removeprefix("./")
+        path = m.group(1).removeprefix("./").removeprefix(".\\")
+        if not any(_same_file(path, p) for p in known) and not _file_path(path):
+            continue
         line = int(m.group(2))
         end = int(m.group(3)) if m.group(3) else line
         item = (path, line, max(line, end))
@@ -120,34 +152,65 @@ def parse_citations(answer: str) -> list[tuple[str, int, int]]:
     return out
 
 
-def parse_numbers(answer: str) -> list[int]:
-    """The `[n]` citations of the answer's prose (not in code), first occurrence order."""
+def _same_file(written: str, path: str) -> bool:
+    """Whether a path as the answer wrote it names the sent `path`: the same, absolute (or
+    with a drive) and ending in it, or its last parts (`client.py` for `uploads/client.py`)."""
+    written = written.replace("\\", "/")
+    if written == path or path.endswith("/" + written):
+        return True
+    absolute = written.startswith("/") or written[1:3] == ":/"
+    return absolute and written.endswith("/" + path)
+
+
+def _file_path(path: str) -> bool:
+    """A file path that was not sent: an extension with a letter, and a directory or an
+    extension that files have (`com` of `example.com:443` is none)."""
+    path = path.replace("\\", "/")
+    name = path.rsplit("/", 1)[-1]
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem.strip(".") or not ext[:1].isalpha():
+        return False  # `10:30`, `1.26.4:2`, `127.0.0.1:8080`, `.env:3`
+    if "/" in path:
+        return True
+    return ext.lower() in _TEXT_EXTENSIONS or language_for_path(name) is not None
+
+
+def parse_numbers(answer: str, sent: Collection[int] | None = None) -> list[int]:
+    """The `[n]` citations of the answer's prose (not in code), first occurrence order; with
+    `sent`, a list of several numbers counts only when each is a sent source's."""
+    text = _INLINE.sub("_", prose(answer))  # a code span is a value: `x`[1] indexes it
     out: list[int] = []
-    for m in _NUMBERED.finditer(_INLINE.sub("", prose(answer))):
-        for part in re.split(r"\s*[,;]\s*", m.group(1)):
-            n = int(part)
-            if n not in out:
-                out.append(n)
+    for m in _NUMBERED.finditer(text):
+        if _LITERAL_BEFORE.search(text, max(0, m.start() - 24), m.start()):
+            continue
+        for group in re.findall(r"\[([^\]]*)\]", m.group(1)):
+            numbers = [int(part) for part in re.split(r"\s*[,;]\s*", group)]
+            if 0 in numbers:
+                continue  # sources count from 1: `[0]` is an index
+            allowed = set(numbers if sent is None else sent)
+            if len(numbers) > 1 and (len(set(numbers)) < len(numbers) or set(numbers) - allowed):
+                continue  # `[1, 1]`, `[1, 2, 9]` of two sources: data
+            out += [n for n in numbers if n not in out]
     return out
 
 
 def map_citations(answer: str, sources: list[Source]) -> list[Citation]:
     """Citations in `answer`, each tied to the sent chunk it points into: `[n]` first (the
-    form the prompt asks for), then `path:line`."""
+    form the prompt asks for), then `path:line`, under the sent file's path however written."""
     by_n = {s.n: s for s in sources}
     out: list[Citation] = []
-    for n in parse_numbers(answer):
+    for n in parse_numbers(answer, by_n):
         s = by_n.get(n)
         if s is None:
             out.append(Citation("", 0, 0, None, f"[{n}]"))
         else:
             out.append(Citation(s.path, s.start_line, s.end_line, n, f"[{n}]"))
-    for path, line, end in parse_citations(answer):
-        holder = next(
-            (s.n for s in sources if s.path == path and s.start_line <= line <= s.end_line),
-            None,
-        )
-        out.append(Citation(path, line, end, holder, f"{path}:{line}"))
+    for path, line, end in parse_citations(answer, {s.path for s in sources}):
+        files = [s for s in sources if _same_file(path, s.path)]
+        holder = next((s for s in files if s.start_line <= line <= s.end_line), None)
+        named = {s.path for s in files}
+        where = holder.path if holder else named.pop() if len(named) == 1 else path
+        out.append(Citation(where, line, end, holder.n if holder else None, f"{path}:{line}"))
     return out
 
 

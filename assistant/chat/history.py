@@ -17,6 +17,7 @@ from typing import Any
 from assistant.chat.citations import Citation, Grounding, Source
 from assistant.errors import AssistError
 from assistant.repo.atomic import write_atomic
+from assistant.repo.own_files import PRIVATE_FILE, LinkRefused, private_dir, write_new
 
 HISTORY_VERSION = 2
 """Written into every file; a file from a newer assist is refused rather than misread.
@@ -128,17 +129,21 @@ class History:
     def save(self, session_id: str, root: Path, turns: list[Turn]) -> None:
         """Write the conversation atomically, never half a file."""
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            ignore = self.index_dir / ".gitignore"
-            if not ignore.exists():
-                ignore.write_text("*\n")  # history stays out of `git status`, like the index
+            private_dir(self.index_dir)
+            write_new(self.index_dir / ".gitignore", "*\n")  # out of `git status`, like the index
+            private_dir(self.folder)  # conversations hold code: the user's eyes only
             payload = {
                 "version": HISTORY_VERSION,
                 "id": session_id,
                 "root": str(root),
                 "turns": [t.as_json() for t in turns],
             }
-            write_atomic(self.path(session_id), json.dumps(payload, indent=1).encode("utf-8"))
+            data = json.dumps(payload, indent=1).encode("utf-8")
+            write_atomic(self.path(session_id), data, mode=PRIVATE_FILE)
+        except LinkRefused as exc:
+            raise AssistError(
+                f"cannot save the conversation: {exc.message}", f"remove or fix {self.folder}/"
+            ) from None
         except OSError as exc:
             raise AssistError(
                 f"cannot save the conversation: {exc.strerror or exc}", "check .assist/chat/"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -206,16 +207,30 @@ class _Reader:
         raise self.fail(f"unknown value type {vtype}")
 
 
+_HINT = "pass --model PATH to a .gguf file, or unset ASSIST_MODEL to use the embedded default"
+
+
+def require_model_file(path: str | os.PathLike[str]) -> Path:
+    """`path` if it is a regular file, before anything opens it: a pipe named as the model would
+    hang the open (and a commit waiting on the hook), a device would stream forever."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise AssistError(f"{p}: model file not found", _HINT)
+    if p.is_dir():
+        raise AssistError(f"{p}: is a directory, not a GGUF model file", _HINT)
+    if not p.is_file():
+        raise AssistError(f"{p}: not a regular file (a pipe, socket or device)", _HINT)
+    return p
+
+
 def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
     """Parse the header, metadata and tensor table; raise `AssistError` for anything else."""
-    p = Path(path).expanduser()
-    hint = "pass --model PATH to a .gguf file, or unset ASSIST_MODEL to use the embedded default"
-    if not p.exists():
-        raise AssistError(f"{p}: model file not found", hint)
-    if p.is_dir():
-        raise AssistError(f"{p}: is a directory, not a GGUF model file", hint)
+    p = require_model_file(path)
+    hint = _HINT
     try:
-        with p.open("rb") as f:
+        with open(os.open(p, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise AssistError(f"{p}: not a regular file (a pipe, socket or device)", hint)
             size = os.fstat(f.fileno()).st_size
             if size < 24:
                 raise AssistError(f"{p}: not a GGUF model (only {size} bytes)", hint)

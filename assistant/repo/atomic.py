@@ -107,8 +107,9 @@ def replacing(path: Path) -> Iterator[Path]:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.assist-tmp")
     try:
         yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
+        fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW)
         try:
+            os.fchmod(fd, 0o600)  # an index or a model cache: the user's alone
             os.fsync(fd)
         finally:
             os.close(fd)

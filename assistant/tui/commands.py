@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from textual.app import SystemCommand
 
 from assistant.errors import AssistError
+from assistant.repo.atomic import write_atomic
+from assistant.repo.own_files import PRIVATE_FILE
 
 if TYPE_CHECKING:
     from textual.screen import Screen
@@ -161,10 +163,10 @@ def copy_text(app: AssistApp, text: str, what: str) -> None:
     if len(ways) == 1 and app.ws is not None:
         saved = app.ws.index_dir / "clipboard.txt"
         try:
-            saved.parent.mkdir(parents=True, exist_ok=True)
-            saved.write_text(text, encoding="utf-8")
+            app.ws.own_dir()
+            write_atomic(saved, text, mode=PRIVATE_FILE)
             note += f"; if your terminal ignores OSC 52, it is also in {saved}"
-        except OSError:
+        except (OSError, AssistError):
             pass
     app.notify(note, timeout=5, markup=False)
 

@@ -8,16 +8,17 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from assistant.workspace import find_root
+from assistant.repo.own_files import open_own, private_dir
+from assistant.repo.roots import find_root, index_dir_for, state_home
 
 
 def log_file_for(path: str | None) -> Path:
-    """Where the TUI logs: `<repo>/.assist/tui.log`, or the XDG state dir outside a repo."""
+    """Where the TUI logs: the repository's index folder (`.assist/tui.log`), or the XDG state
+    dir outside a repo."""
     root = find_root(Path(path).expanduser() if path else Path.cwd())
     if root is not None:
-        return root / ".assist" / "tui.log"
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "assist" / "tui.log"
+        return index_dir_for(root) / "tui.log"
+    return state_home() / "tui.log"
 
 
 @contextlib.contextmanager
@@ -30,8 +31,9 @@ def logging_to_file(log_path: Path) -> Iterator[Path]:
         for h in root.handlers
         if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
     ]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log_path, encoding="utf-8", delay=True)
+    private_dir(log_path.parent)
+    fd = open_own(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)  # never through a link
+    handler = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for h in streams:
         root.removeHandler(h)
@@ -41,5 +43,6 @@ def logging_to_file(log_path: Path) -> Iterator[Path]:
     finally:
         root.removeHandler(handler)
         handler.close()
+        handler.stream.close()
         for h in streams:
             root.addHandler(h)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 import os
 import tomllib
 import urllib.parse
@@ -18,6 +19,7 @@ from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
+from assistant.config.repository import from_repository_file
 from assistant.errors import AssistError
 
 FimChoice = Literal[
@@ -281,11 +283,13 @@ def _coerce(section: str, key: str, value: Any, origin: str) -> Any:
             if isinstance(value, bool):
                 raise TypeError
             number = float(value)
+            if not math.isfinite(number):
+                raise ValueError
         else:
             if not isinstance(value, str):
                 raise TypeError
             return value
-    except (TypeError, ValueError, KeyError):
+    except (TypeError, ValueError, KeyError, OverflowError):
         names = {bool: "true or false", int: "a whole number", float: "a number"}
         name = names.get(base, "a list of strings" if get_origin(base) is tuple else "text")
         raise AssistError(f"{where} is not valid", f"use {name}") from None
@@ -296,18 +300,14 @@ def _coerce(section: str, key: str, value: Any, origin: str) -> Any:
     return number
 
 
-USER_ONLY = frozenset({("model", "url"), ("index", "embedding_url"), ("agent", "auto_approve")})
-"""Keys a repository's own files may not set: where its code is sent, and whether the agent
-may act without asking. A cloned repository is untrusted; these come only from the user file,
-the environment or the command line."""
-STRICTER_ONLY = frozenset({("index", "private")})
-"""Lists a repository's own files may only add to: it may mark more files private, never fewer
-(a `!pattern` from a repository is dropped)."""
-
-
 def _check_url(origin: str, url: str, key: str = "model.url") -> None:
-    parsed = urllib.parse.urlsplit(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+    try:
+        parsed = urllib.parse.urlsplit(url)
+        parsed.port  # noqa: B018 (raises for a port out of range)
+        bad = parsed.scheme not in ("http", "https") or not parsed.hostname
+    except ValueError:
+        bad = True
+    if bad or any(c.isspace() or not c.isprintable() for c in url):
         raise AssistError(
             f"{origin}: {key} = {url!r} is not an http(s) URL",
             "use the server's base URL, like http://127.0.0.1:8080",
@@ -338,23 +338,19 @@ def _apply(
             if key not in known:
                 raise AssistError(f"{origin}: unknown key {section}.{key}", _suggest(key, known))
             value = _coerce(section, key, value, origin)
-            if from_repository and (section, key) in USER_ONLY:
-                log.warning(
-                    "%s: ignoring %s.%s: a repository's files may not set it; put it in %s, "
-                    "the environment or the command line",
-                    origin, section, key, user_config_path(),
-                )  # fmt: skip
-                continue
-            if from_repository and (section, key) in STRICTER_ONLY:
-                dropped = [v for v in value if v.lstrip().startswith("!")]
-                if dropped:
-                    log.warning(
-                        "%s: ignoring %s in %s.%s: a repository may only add privacy rules",
-                        origin, ", ".join(dropped), section, key,
-                    )  # fmt: skip
-                value = (*getattr(current, key), *(v for v in value if v not in dropped))
+            if from_repository:
+                keep, value = from_repository_file(
+                    section, key, value, current, origin, user_config_path()
+                )
+                if not keep:
+                    continue
             if (section, key) in (("model", "url"), ("index", "embedding_url")) and value:
                 _check_url(origin, value, f"{section}.{key}")
+            if key.endswith("api_key") and value and not value.isprintable():
+                raise AssistError(
+                    f"{origin}: {section}.{key} holds a line break or a control character",
+                    "paste the key alone, without quotes or newlines",
+                )
             if section == "model" and key == "path" and value and base is not None:
                 value = str((base / os.path.expanduser(value)).resolve())
             changes[key] = value
