@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from assistant.index.symbols import Symbol
     from assistant.index.vectors import VectorIndex
     from assistant.llm.protocol import Model
+    from assistant.repo.vetted import Permit, Vetted
     from assistant.watcher import Batch, Watcher
 
 MAX_READ_BYTES = 4_000_000
@@ -276,6 +277,28 @@ class Workspace:
     def chunks_named(self, names: Iterable[str], limit: int = 50) -> list[ChunkRow]:
         """Definitions named one of `names` (any case), private files left out."""
         return self.chunks(self.store.chunks_named(names, limit=limit))
+
+    def permit(self, path: str | os.PathLike[str], *, inside: bool = True) -> Permit:
+        """Leave to put text of the file at `path` (on disk, in an editor, staged) into a
+        prompt, once every name it goes by passed the privacy rules (and, with `inside`, it is
+        in the repository); `Permit.vet` then cuts secrets out by content (repo/vetted.py)."""
+        from assistant.repo.vetted import grant
+
+        return grant(self.rules, self.root / path, inside=inside)
+
+    def vet_chunk(self, row: ChunkRow) -> Vetted:
+        """An indexed chunk's text for a prompt, cut again: the content rules may have grown
+        since it was indexed."""
+        from assistant.repo.vetted import vet_indexed
+
+        return vet_indexed(self.rules, row.path, row.text)
+
+    def vet_output(self, text: str) -> Vetted:
+        """Text no one file holds (a command's output, a tool's report) for a prompt: the
+        content rules only, since there is no path to judge."""
+        from assistant.repo.vetted import vet_output
+
+        return vet_output(text)
 
     # -- models --------------------------------------------------------------------------------
 

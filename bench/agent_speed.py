@@ -19,6 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from conditions import conditions, finish
+
 from assistant.agent.calls import TOOLS, grammar, max_call_tokens
 from assistant.agent.checkpoints import Checkpoints
 from assistant.config import ModelSettings
@@ -90,10 +92,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=2000)
     args = parser.parse_args()
+    cond = conditions(files=args.files, samples="one of each operation")
     with tempfile.TemporaryDirectory() as tmp:
         result = {"checkpoints": checkpoints(args.files, Path(tmp)),
                   "tool_call_grammar": grammar_overhead(Path(tmp))}  # fmt: skip
-    print(json.dumps(result, indent=2))
+    print(json.dumps({"conditions": finish(cond), **result}, indent=2))
 
 
 if __name__ == "__main__":

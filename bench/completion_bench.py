@@ -1,6 +1,9 @@
 """Completion latency, and whether repository context helps, with the default model.
 
-Prints one JSON object.
+Prints one JSON object, with the run's conditions (commit, machine, load). The model runs in
+this process (the `model.host = false` path; the default host adds about 1.4 ms a request,
+bench/model_host_overhead.py). Timings get a p95 only from 40 samples up (`--latency 40`; the
+cross-file cases then differ from a run with another `--latency`, since both draw from one seed).
 
 1. Latency: completions at sampled positions of a corpus, split into our overhead (everything
    but the model), retrieval, first token and whole completion; then cache hits (the same
@@ -22,12 +25,14 @@ import json
 import random
 import re
 import shutil
-import statistics
 import subprocess
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+
+from conditions import conditions, finish
+from conditions import summary as honest_summary
 
 from assistant.completion.engine import CompletionEngine
 from assistant.config import ModelSettings
@@ -38,17 +43,8 @@ from assistant.llm.source import embedded_model_path
 from assistant.workspace import Workspace
 
 
-def percentile(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, round(p / 100 * len(values) + 0.5) - 1))]
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {
-        "p50": round(statistics.median(values), 2),
-        "p95": round(percentile(values, 95), 2),
-        "n": len(values),
-    }
+def summary(values: list[float]) -> dict[str, object]:
+    return honest_summary(values, 2)
 
 
 def open_corpus(src: Path, dest: Path) -> Workspace:
@@ -173,6 +169,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     rng = random.Random(args.seed)
+    cond = conditions(latency_samples=args.latency, cases=args.cases, seed=args.seed,
+                      model_settings="temperature 0, other defaults; in-process")  # fmt: skip
     model = LocalModel.load(embedded_model_path(), ModelSettings(temperature=0.0))
     report: dict[str, object] = {"model": model.name, "fim": model.fim_label}
     with tempfile.TemporaryDirectory() as tmp:
@@ -190,7 +188,7 @@ def main() -> None:
             effects[src.name]["seconds"] = round(time.perf_counter() - started, 1)  # type: ignore[index]
             ws.close()
         report["repository_context"] = effects
-    print(json.dumps(report, indent=2))
+    print(json.dumps({"conditions": finish(cond), **report}, indent=2))
 
 
 if __name__ == "__main__":

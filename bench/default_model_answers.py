@@ -20,6 +20,8 @@ from assistant.index.symbols import extract_symbols
 from assistant.llm.chat_templates import Message
 from assistant.llm.local import LocalModel
 from assistant.llm.source import embedded_model_path
+from assistant.repo.privacy import PathRules
+from assistant.repo.vetted import grant
 
 QUESTIONS = [
     ("What is the capital of France?", r"\bParis\b"),
@@ -47,7 +49,9 @@ def main() -> None:
             {"prompt": question, "answer": answer, "passed": bool(re.search(check, answer))}
         )
     text = "def area(width, height):\n    return width * height\n"
-    report = document_text(model, "geometry.py", text, "python", max_tokens=60)
+    here = Path(__file__).parent  # the permit a workspace grants, without one
+    permit = grant(PathRules(here), here / "geometry.py")
+    report = document_text(model, "geometry.py", text, "python", max_tokens=60, permit=permit)
     doc = extract_symbols(report.new.encode(), "python")[0].doc if report.changed else ""
     results.append(
         {

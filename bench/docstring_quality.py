@@ -42,6 +42,7 @@ from assistant.index.identifiers import split_identifier
 from assistant.index.languages import language_for_path
 from assistant.llm.local import LocalModel
 from assistant.llm.source import embedded_model_path
+from assistant.workspace import Workspace
 
 
 def baseline(name: str, signature: str) -> str:
@@ -89,8 +90,15 @@ def main() -> None:
                 continue
             text = (Path(args.corpora) / corpus / rel).read_text(encoding="utf-8")
             started = time.perf_counter()
+            permit = Workspace.open(Path(args.corpora) / corpus).permit(rel)
             report = generate.document_text(
-                model, rel, text, language, changed={q["line"]}, max_tokens=args.max_tokens
+                model,
+                rel,
+                text,
+                language,
+                changed={q["line"]},
+                max_tokens=args.max_tokens,
+                permit=permit,
             )
             seconds.append(time.perf_counter() - started)
             mine = [o for o in report.outcomes if o.line == q["line"]]

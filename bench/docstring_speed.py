@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from conditions import conditions, finish
+
 from assistant import git_hook
 from assistant.docstrings import run as docstrings
 from assistant.workspace import Workspace
@@ -110,13 +112,16 @@ def main() -> None:
     parser.add_argument("--commits", type=int, default=5)
     parser.add_argument("--model", default=None, help="GGUF file (default: the embedded model)")
     args = parser.parse_args()
+    cond = conditions(functions=args.functions, commits=args.commits,
+                      model=args.model or "embedded default", defaults="every default")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make_repo(root, args.functions)
         rate = docstring_rate(root, args.model)
         git(root, "commit", "-q", "-am", "docs")
         hook = hook_time(root, args.commits)
-    result = {"cpus": os.cpu_count(), "python": sys.version.split()[0], **rate, **hook}
+    result = {"conditions": finish(cond), "cpus": os.cpu_count(),
+              "python": sys.version.split()[0], **rate, **hook}  # fmt: skip
     print(json.dumps(result, indent=2))
 
 

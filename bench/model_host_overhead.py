@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from conditions import conditions, finish
+
 from assistant.config import ModelSettings
 from assistant.llm.fim import Hole
 from assistant.llm.hosting import HostedModel, stop_hosts
@@ -51,6 +53,8 @@ def main() -> None:
     path = args.model or str(embedded_model_path())
     settings = ModelSettings(temperature=0.0)
     os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="aho-")
+    cond = conditions(requests=args.requests, model_settings="temperature 0, other defaults",
+                      cache="warm (the same infill each time)")  # fmt: skip
     out: dict[str, Any] = {"model": Path(path).name, "requests": args.requests}
     try:
         started = time.perf_counter()
@@ -73,7 +77,7 @@ def main() -> None:
         out["hop_p50_ms"] = round(out["hosted_p50_ms"] - out["in_process_p50_ms"], 2)
     finally:
         stop_hosts()
-    print(json.dumps(out, indent=2))
+    print(json.dumps({"conditions": finish(cond), **out}, indent=2))
 
 
 if __name__ == "__main__":

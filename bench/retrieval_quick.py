@@ -1,5 +1,8 @@
 """In-process retrieval scoring for fast iteration (the official figures come from
-../shared/bench/retrieval/run.py). Prints one JSON object per corpus and mode, then overall.
+../shared/bench/retrieval/run.py). Prints one JSON object per corpus and mode, then overall,
+then the run's conditions (commit, machine, load). Every query of each corpus, in process;
+the quality figures are in-sample for the ranking weights, which were chosen on these queries
+(bench/retrieval_weights.py reports them on a held-out half).
 
     python bench/retrieval_quick.py --corpora /tmp/assist-bench [--modes keyword,hybrid] [--index]
 """
@@ -12,6 +15,8 @@ import re
 import statistics
 import time
 from pathlib import Path
+
+from conditions import conditions, finish
 
 from assistant.index.indexer import IndexReport
 from assistant.workspace import Workspace
@@ -45,6 +50,7 @@ def main() -> None:
     ap.add_argument("--index", action="store_true", help="(re)index before searching")
     ap.add_argument("--no-vectors", action="store_true")
     args = ap.parse_args()
+    cond = conditions(modes=args.modes, index=args.index, defaults="every search default")
     names = [n for n in args.only.split(",") if n] or sorted(
         p.stem for p in QUERIES.glob("*.jsonl")
     )
@@ -89,6 +95,7 @@ def main() -> None:
             )
     for mode, values in overall.items():
         print(json.dumps({"overall": mode, "mrr10": round(sum(values) / len(values), 3)}))
+    print(json.dumps({"conditions": finish(cond)}))
 
 
 if __name__ == "__main__":

@@ -7,15 +7,23 @@ For each size, `assist index` runs in its own process and we report wall time, t
 of its largest process (wait4), the index's size on disk, and keyword search p50/p95 in
 process; cost per file and per chunk show whether anything grows faster than linearly.
 
+Queries: `--queries` distinct sentences (default 60) drawn with a fixed seed from the shared
+retrieval benchmark's 686 (../shared/bench/retrieval/queries: the first sentence of a removed
+doc comment), each searched once after one untimed warm-up search; p95 only from 40 samples up.
+
 Vectors: embedding costs the same per chunk at any size (the model sees one batch at a time; its
 speed is in docs/benchmarks.md, bench/embedding_speed.py). What could grow with size is
 everything around it: finding the chunks still to embed, the vectors table, HNSW inserts and the
 rebuild on load. `--vectors` measures exactly that at every size by running the real vector
 phase (SQLite, HNSW, saving, reloading) with random unit vectors in place of the model's, which
-would take hours on a laptop CPU at 50k files. Hybrid search p95 is then measured against that
-index.
+would take hours on a laptop CPU at 50k files. Hybrid search is then timed against that index
+with the query embedded by the real default embedder (MiniLM-L6, 384 dimensions like the random
+vectors) inside the timed call, as `assist search` does: its latency is real, its ranking is not.
 
     python bench/scale_curve.py [--sizes 1000,10000,50000] [--vectors [--vectors-up-to 10000]]
+                                [--queries 60]
+
+One JSON line per size, then one with the run's conditions (commit, machine, load).
 """
 
 from __future__ import annotations
@@ -25,7 +33,6 @@ import json
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import sysconfig
@@ -35,9 +42,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from conditions import conditions, finish, summary
 
 from assistant.index.indexer import index_vectors
-from assistant.index.search import search
+from assistant.index.search import SearchTimings, search
 from assistant.workspace import Workspace
 
 SOURCES = [
@@ -49,14 +57,16 @@ SOURCES = [
 ]
 SKIP_DIRS = {"__pycache__", ".git", ".assist"}
 SKIP_SUFFIXES = {".pyc", ".so", ".gz", ".whl", ".zip", ".a", ".o"}
-QUERIES = [
-    "parse a configuration file", "open a socket connection", "compress data",
-    "retry on failure", "read json from a file", "format a date", "thread pool",
-    "hash a password", "escape html", "split a path into parts", "http request headers",
-    "load a module by name", "merge two dictionaries", "encode base64", "lock a file",
-    "random number generator", "walk a directory tree", "parse command line arguments",
-    "convert to unicode", "compare version strings",
-]  # fmt: skip
+SHARED_QUERIES = Path(__file__).resolve().parents[2] / "shared" / "bench" / "retrieval" / "queries"
+
+
+def sample_queries(n: int, folder: Path = SHARED_QUERIES, seed: int = 19) -> list[str]:
+    """`n` distinct query sentences from the shared retrieval benchmark, fixed seed."""
+    texts = sorted({json.loads(line)["query"] for path in sorted(folder.glob("*.jsonl"))
+                    for line in path.open(encoding="utf-8") if line.strip()})  # fmt: skip
+    if len(texts) < n:
+        raise SystemExit(f"only {len(texts)} distinct queries under {folder}; lower --queries")
+    return random.Random(seed).sample(texts, n)
 
 
 def pool() -> list[tuple[str, Path]]:
@@ -126,20 +136,26 @@ class RandomVectors:
         return m / np.linalg.norm(m, axis=1, keepdims=True)
 
 
-def percentile(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, round(p / 100 * len(values) + 0.5) - 1))]
-
-
-def search_times(ws: Workspace, mode: str, embed: object = None) -> dict[str, float]:
-    ms: list[float] = []
+def search_times(
+    ws: Workspace, mode: str, queries: list[str], embed: object = None
+) -> dict[str, object]:
+    """Each query once, in process, after one untimed warm-up search; in hybrid mode the
+    query's embedding is inside the timed call (and reported apart as `embed_ms`)."""
     vectors = ws.vector_index() if mode == "hybrid" else None
-    for _ in range(3):
-        for q in QUERIES:
-            t = time.perf_counter()
-            search(ws.store, q, k=10, mode=mode, vectors=vectors, embed=embed)  # type: ignore[arg-type]
-            ms.append((time.perf_counter() - t) * 1000)
-    return {f"{mode}_p50_ms": statistics.median(ms), f"{mode}_p95_ms": percentile(ms, 95)}
+    search(ws.store, "warm up the caches", k=10, mode=mode, vectors=vectors, embed=embed)  # type: ignore[arg-type]
+    ms: list[float] = []
+    embed_ms: list[float] = []
+    for q in queries:
+        timings = SearchTimings()
+        t = time.perf_counter()
+        search(ws.store, q, k=10, mode=mode, vectors=vectors, embed=embed, timings=timings)  # type: ignore[arg-type]
+        ms.append((time.perf_counter() - t) * 1000)
+        if mode == "hybrid":
+            embed_ms.append(timings.embed_ms)
+    out: dict[str, object] = {f"{mode}_ms": summary(ms)}
+    if embed_ms:
+        out["hybrid_query_embed_ms"] = summary(embed_ms)
+    return out
 
 
 def main() -> None:
@@ -148,8 +164,18 @@ def main() -> None:
     ap.add_argument("--vectors", action="store_true", help="vector phase with random vectors")
     ap.add_argument("--vectors-up-to", type=int, default=0, help="only for sizes up to this")
     ap.add_argument("--keep", default="", help="build the repositories here and keep them")
+    ap.add_argument("--queries", type=int, default=60, help="distinct queries, each once")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    queries = sample_queries(args.queries)
+    cond = conditions(
+        defaults="`assist index --no-vectors` with every default; vectors random (not the model)",
+        queries=len(queries),
+        query_source="shared retrieval benchmark, distinct, seed 19, each once, warm process",
+        hybrid_query_embedding="real: the default embedder, inside the timed call",
+        sizes=sizes,
+    )
+    embedder = None
     files = pool()
     random.Random(19).shuffle(files)
     print(json.dumps({"pool_files": len(files)}), flush=True)
@@ -164,9 +190,9 @@ def main() -> None:
             materialise(files[:size], root)
             row: dict[str, object] = {"sample": size}
             row.update(index_process(root))
-            row["index_mb"] = du(root / ".assist") / 1e6
             ws = Workspace.open(root)
-            row.update(search_times(ws, "keyword"))
+            row["index_mb"] = du(ws.index_dir) / 1e6
+            row.update(search_times(ws, "keyword", queries))
             if args.vectors and (not args.vectors_up_to or size <= args.vectors_up_to):
                 fake = RandomVectors()
                 t = time.perf_counter()
@@ -179,8 +205,15 @@ def main() -> None:
                 t = time.perf_counter()
                 ws.vector_index()
                 row["vector_load_s"] = time.perf_counter() - t
-                row.update(search_times(ws, "hybrid", lambda q, f=fake: f.embed([q])[0]))
-                row["index_mb_with_vectors"] = du(root / ".assist") / 1e6
+                if embedder is None:
+                    from assistant.index.embeddings import load_embedder
+
+                    embedder = load_embedder(None)
+                    if embedder.dim != RandomVectors.dim:
+                        raise SystemExit(f"the default embedder has {embedder.dim} dimensions")
+                row.update(search_times(ws, "hybrid", queries,
+                                        lambda q, e=embedder: e.embed([q])[0]))  # fmt: skip
+                row["index_mb_with_vectors"] = du(ws.index_dir) / 1e6
             chunks = int(row.get("chunks", 0)) or 1
             row["ms_per_file"] = 1000 * float(row["index_s"]) / int(row["files"])
             row["us_per_chunk"] = 1e6 * float(row["index_s"]) / chunks
@@ -192,6 +225,7 @@ def main() -> None:
                               for k, v in row.items()}), flush=True)  # fmt: skip
             if not args.keep:
                 shutil.rmtree(root)
+        print(json.dumps({"conditions": finish(cond)}), flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)

@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from conditions import conditions, finish
+
 from assistant.watcher import Watcher
 from assistant.workspace import Workspace
 
@@ -141,10 +143,12 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=200)
     ap.add_argument("--switch-files", type=int, default=10_000)
     args = ap.parse_args()
+    cond = conditions(saves=args.saves, files=args.files, switch_files=args.switch_files,
+                      defaults="watcher and index defaults; one branch switch")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         out = save_latency(Path(tmp), args.files, args.saves)
         out.update(branch_switch(Path(tmp), args.switch_files))
-    print(json.dumps(out))
+    print(json.dumps({"conditions": finish(cond), **out}))
 
 
 if __name__ == "__main__":

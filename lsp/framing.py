@@ -1,4 +1,4 @@
-"""Reading LSP messages from a byte stream that may be broken anywhere.
+"""LSP framing: reading messages from a byte stream that may be broken anywhere, and writing them.
 
 pygls's reader trusts its input: `Content-Length: 99999999999999` makes it allocate until the
 process dies, and after one malformed header block (a length that is not a number, negative or
@@ -13,12 +13,10 @@ ends may be LF or CRLF, and lengths are bounded.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-import threading
-from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
+from collections.abc import AsyncIterator
+from typing import Protocol
 
 MAX_CONTENT_LENGTH = 64 * 1024 * 1024
 """Larger messages are refused: no editor sends a 64 MB request, and reading one is memory."""
@@ -29,11 +27,6 @@ _NAME = b"content-length"
 class AsyncReader(Protocol):
     async def readline(self) -> bytes: ...
     async def readexactly(self, n: int) -> bytes: ...
-
-
-class MessageProtocol(Protocol):
-    def structure_message(self, data: dict[str, Any]) -> Any: ...
-    def handle_message(self, message: Any) -> None: ...
 
 
 async def frames(reader: AsyncReader, log: logging.Logger) -> AsyncIterator[bytes]:
@@ -66,24 +59,10 @@ async def frames(reader: AsyncReader, log: logging.Logger) -> AsyncIterator[byte
         yield body
 
 
-async def run_robust(
-    stop_event: threading.Event,
-    reader: AsyncReader,
-    protocol: MessageProtocol,
-    logger: logging.Logger | None = None,
-    error_handler: Callable[[Exception, type[Exception]], Any] | None = None,
-) -> None:
-    """pygls's message loop (`pygls.io_.run_async`) with `frames` as its reader."""
-    from pygls.exceptions import JsonRpcException
-
-    log = logger or logging.getLogger(__name__)
-    async for body in frames(reader, log):
-        if stop_event.is_set():
-            return
-        try:
-            message = json.loads(body, object_hook=protocol.structure_message)
-            protocol.handle_message(message)
-        except Exception as exc:
-            log.exception("Unable to handle message")
-            if error_handler is not None:
-                error_handler(exc, JsonRpcException)
+def frame(body: bytes) -> bytes:
+    """One outgoing message: the header pygls would write, then the body."""
+    return (
+        b"Content-Length: %d\r\nContent-Type: application/vscode-jsonrpc; charset=utf-8\r\n\r\n"
+        % len(body)
+        + body
+    )

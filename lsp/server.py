@@ -1,4 +1,4 @@
-"""The `assist lsp` language server: the pygls server, its protocol fixes, and `serve`.
+"""The `assist lsp` language server: the pygls server, its lifecycle answers, and `serve`.
 
 The handlers are in `handlers.py`; this module registers them. The core does not know either
 module exists.
@@ -7,15 +7,17 @@ module exists.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from lsprotocol.types import EXIT, INITIALIZE, METHOD_TO_TYPES, SHUTDOWN, ErrorCodes
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
@@ -23,8 +25,8 @@ from assistant import __version__
 from assistant.completion.engine import CompletionEngine
 from assistant.errors import AssistError
 from assistant.workspace import Workspace
-from lsp import handlers, warming
-from lsp.framing import run_robust
+from lsp import handlers, transport, warming
+from lsp.transport import FrameWriter
 
 if TYPE_CHECKING:
     from assistant.watcher import Watcher
@@ -32,67 +34,78 @@ if TYPE_CHECKING:
 log = logging.getLogger("assist.lsp")
 
 
-class _Unanswerable:
-    """A request pygls would not answer: it still gets an error response."""
-
-    def __init__(self, msg_id: Any, method: str, error: JsonRpcException) -> None:
-        self.id, self.method, self.error = msg_id, method, error
-
-
-SERVER_NOT_INITIALIZED = -32002
-INVALID_REQUEST = -32600
-
-
 class AssistProtocol(LanguageServerProtocol):
-    """The lifecycle as LSP defines it, where pygls 2.1 is silent: a request whose params fail
-    validation gets InvalidParams (pygls drops it, and the editor waits for ever), a request
-    before `initialize` gets ServerNotInitialized, one after `shutdown` InvalidRequest, and a
-    notification sent with an id InvalidRequest."""
+    """pygls's protocol behind our transport (`lsp/transport.py`), answering as LSP defines
+    where pygls 2.1 is silent: a request whose params fail validation gets InvalidParams (pygls
+    drops it, and the editor waits for ever), a request before `initialize` ServerNotInitialized,
+    one after `shutdown` InvalidRequest, and a notification sent with an id InvalidRequest.
+    Only pygls's public methods are used: `set_writer`, `structure_message`, `handle_message`."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, server: LanguageServer, converter: Any) -> None:
+        super().__init__(server, converter)
+        self.owner = server
+        self.out: FrameWriter | None = None
         self.initialized = False
         self.shut_down = False
+        self.exited = False
 
-    def structure_message(self, data: dict[str, Any]) -> Any:
-        method = data.get("method")
-        known = isinstance(method, str) and method in types.METHOD_TO_TYPES
-        if "id" in data and known and types.METHOD_TO_TYPES[str(method)][1] is None:
-            error = JsonRpcException(f"{method} is a notification: it takes no id")
-            error.code = INVALID_REQUEST
-            return _Unanswerable(data["id"], str(method), error)
+    def connect(self, writer: FrameWriter) -> None:
+        """pygls writes bare JSON bodies to `writer`, which frames them."""
+        self.out = writer
+        self.set_writer(writer, include_headers=False)
+
+    def receive(self, body: bytes) -> None:
+        """One message body from the client: answered, handed to pygls, or reported."""
         try:
-            return super().structure_message(data)
-        except JsonRpcException:
-            if "id" in data and "method" in data:
-                invalid = JsonRpcInvalidParams(f"invalid params for {data['method']}")
-                return _Unanswerable(data["id"], str(data["method"]), invalid)
-            raise
+            self._receive(json.loads(body))
+        except Exception as exc:  # a message that is not one (bad JSON, not JSON-RPC)
+            log.exception("unable to handle a message: %.80r", body)
+            try:
+                self.owner.report_server_error(exc, JsonRpcException)
+            except Exception:
+                log.warning("could not report the error to the client")
 
-    def handle_message(self, message: Any) -> None:
-        if isinstance(message, _Unanswerable):
-            log.warning("%s (id %s): %s", message.method, message.id, message.error)
-            self._send_response(message.id, error=message.error.to_response_error())
+    def _receive(self, data: Any) -> None:
+        if not isinstance(data, dict) or data.get("jsonrpc") != "2.0":
+            raise ValueError("not a JSON-RPC 2.0 message")
+        method = data.get("method")
+        request = isinstance(method, str) and "id" in data
+        if request and (refusal := self._refusal(str(method))):
+            self.reply_error(data["id"], *refusal)
             return
-        method = getattr(message, "method", None)
-        msg_id = getattr(message, "id", None)
-        if method is not None and msg_id is not None and method != types.EXIT:
-            if self.shut_down:
-                self._refuse(msg_id, INVALID_REQUEST, "the server is shutting down")
-                return
-            if not self.initialized and method != types.INITIALIZE:
-                self._refuse(msg_id, SERVER_NOT_INITIALIZED, "send initialize first")
-                return
-        super().handle_message(message)
-        if method == types.INITIALIZE:
+        if isinstance(method, str) and not request and not self.initialized and method != EXIT:
+            log.info("dropped %s: it came before initialize", method)  # as LSP says
+            return
+        try:
+            message = self.structure_message(data)
+        except Exception:
+            if not request:
+                raise
+            log.info("invalid params for %s", method, exc_info=True)
+            self.reply_error(data["id"], ErrorCodes.InvalidParams, f"invalid params for {method}")
+            return
+        self.exited = self.exited or method == EXIT  # before: pygls's `exit` raises SystemExit
+        self.handle_message(message)
+        if request and method == INITIALIZE:
             self.initialized = True
-        elif method == types.SHUTDOWN:
+        elif request and method == SHUTDOWN:
             self.shut_down = True
 
-    def _refuse(self, msg_id: Any, code: int, message: str) -> None:
-        error = JsonRpcException(message)
-        error.code = code
-        self._send_response(msg_id, error=error.to_response_error())
+    def _refusal(self, method: str) -> tuple[int, str] | None:
+        if method in METHOD_TO_TYPES and METHOD_TO_TYPES[method][1] is None:
+            return ErrorCodes.InvalidRequest, f"{method} is a notification: it takes no id"
+        if self.shut_down:
+            return ErrorCodes.InvalidRequest, "the server is shutting down"
+        if not self.initialized and method != INITIALIZE:
+            return ErrorCodes.ServerNotInitialized, "send initialize first"
+        return None
+
+    def reply_error(self, msg_id: Any, code: int, message: str) -> None:
+        """An error response, written as pygls writes its own: a bare body to the writer."""
+        log.warning("refused request %s: %s", msg_id, message)
+        if self.out is not None:
+            error = {"code": int(code), "message": message}
+            self.out.write(json.dumps({"jsonrpc": "2.0", "id": msg_id, "error": error}).encode())
 
 
 class AssistServer(LanguageServer):
@@ -149,30 +162,28 @@ def create_server(repo: str | None = None) -> AssistServer:
 
 def serve(repo: str | None = None, tcp: str | None = None) -> int:
     """Run until the client exits. Stdout carries the protocol and nothing else."""
-    import pygls.server
-
-    # pygls's stdio and TCP loops both call `run_async` by this name: ours survives any bytes.
-    pygls.server.run_async = run_robust  # type: ignore[attr-defined,assignment]
     server = create_server(repo)
+    protocol = server.protocol
+    assert isinstance(protocol, AssistProtocol)
     if tcp:
         host, _, port = tcp.rpartition(":")
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise AssistError(f"--tcp {tcp}: not HOST:PORT", "for example --tcp 127.0.0.1:2087")
         try:
-            server.start_tcp(host or "127.0.0.1", int(port))
+            listener = transport.listen(host or "127.0.0.1", int(port))
         except OSError as exc:
             raise AssistError(
                 f"cannot listen on {host or '127.0.0.1'}:{port}: {exc.strerror}",
                 "pick another port, or stop what is using it",
             ) from None
+        transport.run_tcp(protocol, listener)
         return exit_code(server)
     # Keep the protocol on a private copy of fd 1, then point fd 1 (and sys.stdout) at stderr:
     # a stray print, or C code writing to stdout, can then never corrupt the stream.
     proto_fd = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    stdout: BinaryIO = os.fdopen(proto_fd, "wb", buffering=0)
-    server.start_io(sys.stdin.buffer, stdout)
+    transport.run_streams(protocol, sys.stdin.buffer, os.fdopen(proto_fd, "wb"))
     return exit_code(server)
 
 

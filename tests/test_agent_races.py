@@ -1,10 +1,11 @@
 """Another local process swaps a directory for a symlink to outside the workspace, over and over,
 while the agent reads and writes there: the check (confine) and the use (the open) are separate
-moments, so only access that follows no link can hold. 1,000 reads and 1,000 writes race it;
-errors are fine, an escape is not."""
+moments, so only access that follows no link can hold. At least 1,000 reads and 1,000 writes
+race it; refusals are fine (and must happen: the race is real), an escape is not."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import threading
@@ -17,6 +18,7 @@ from assistant.agent.toolbox import Toolbox
 from assistant.workspace import Workspace
 
 ROUNDS = 1000
+MAX_ROUNDS = 10 * ROUNDS  # a loaded machine may need more to meet both states
 
 
 def swap_forever(root: Path, outside: Path, stop: threading.Event) -> None:
@@ -31,7 +33,23 @@ def swap_forever(root: Path, outside: Path, stop: threading.Event) -> None:
             os.rename(real, link)
             time.sleep(0.0002)
         except OSError:
-            pass
+            with contextlib.suppress(OSError):
+                settle(real, link)
+
+
+def settle(real: Path, link: Path) -> None:
+    """create_file makes missing folders: while the real `d` was set aside, the agent may have
+    made a new `d`. Its files join the real folder, which takes its place again, so the swap
+    goes on (without this the race stops, and with it every read)."""
+    if not real.is_dir():
+        return
+    if link.is_symlink():
+        link.unlink()
+    elif link.is_dir():
+        for entry in link.iterdir():
+            os.rename(entry, real / entry.name)
+        link.rmdir()
+    os.rename(real, link)
 
 
 def test_a_symlink_swapped_in_between_check_and_use_never_escapes(tmp_path: Path) -> None:
@@ -48,11 +66,13 @@ def test_a_symlink_swapped_in_between_check_and_use_never_escapes(tmp_path: Path
     racer.start()
     reads = writes = refused = 0
     try:
-        for i in range(ROUNDS):
+        for i in range(MAX_ROUNDS):
+            if i >= ROUNDS and reads and writes and refused:
+                break
             try:
                 call = ToolCall("read_file", {"path": "d/f.txt", "start": 0, "end": 0})
                 out = tools.prepare(call).run(stop)
-                assert "OUTSIDE" not in out
+                assert "OUTSIDE" not in out and "inside" in out, out
                 reads += 1
             except ToolError:
                 refused += 1
@@ -69,5 +89,10 @@ def test_a_symlink_swapped_in_between_check_and_use_never_escapes(tmp_path: Path
         racer.join(10)
     assert sorted(p.name for p in outside.iterdir()) == ["f.txt"]  # nothing written outside
     assert (outside / "f.txt").read_text() == "OUTSIDE SECRET\n"
-    # How many got through depends on the scheduler (reported, not asserted); none escaped.
-    print(f"{reads} reads and {writes} writes done, {refused} refused, 0 escapes")
+    # How many got through depends on the scheduler; each kind must have happened, or the race
+    # (or the agent) was not exercised.
+    assert reads > 0 and writes > 0, (reads, writes)
+    assert refused > 0, "no access was refused: the swap never met the agent"
+    # Every write that reported success is in the workspace (in whichever real folder `d` was).
+    made = [n for _, _, files in os.walk(root) for n in files if n.startswith("new_")]
+    assert len(made) == writes, (len(made), writes)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from leftovers import temp_files
 from tiny_gguf import CHATML
 
 from assistant.chat.citations import Source, check, map_citations, parse_citations
@@ -222,7 +223,7 @@ def test_ask_streams_an_answer_with_sources_and_saves_history(ws: Workspace) -> 
     saved = json.loads(ChatSession.history(ws).path(session.id).read_text())
     assert saved["turns"][0]["question"] == turn.question
     assert saved["turns"][0]["sources"][0]["text"] == turn.sources[0].text
-    assert not [p for p in ChatSession.history(ws).folder.iterdir() if p.suffix == ".tmp"]
+    assert temp_files(ChatSession.history(ws).folder) == []
     assert (ws.index_dir / ".gitignore").read_text() == "*\n"
 
 

@@ -6,12 +6,8 @@ leaves out everything local to a function, classes and their methods alike, wher
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
 from interrogate import config, coverage
 
 from assistant.docstrings import generate
@@ -155,16 +151,19 @@ JAVA = """public class T {
 """
 
 
-@pytest.mark.skipif(shutil.which("javadoc") is None, reason="javadoc (a JDK) is not installed")
-def test_java_doc_detection_agrees_with_javadoc(tmp_path: Path) -> None:
-    (tmp_path / "T.java").write_text(JAVA)
-    subprocess.run(["javadoc", "-quiet", "-d", str(tmp_path / "out"), str(tmp_path / "T.java")],
-                   check=True, capture_output=True, timeout=120)  # fmt: skip
-    html = (tmp_path / "out" / "T.html").read_text()
-    theirs = {}
-    for m in re.finditer(r'<section class="detail" id="(\w+)\(\)">(.*?)</section>', html, re.S):
-        theirs[f"T.{m.group(1)}"] = '<div class="block">' in m.group(2)
+# What javadoc (OpenJDK 17) makes of each method above: documented or not. Recorded once from
+# its HTML output rather than run here, since no JDK is installed by `make setup`.
+JAVADOC = {
+    "T.touching": True,
+    "T.blank": True,
+    "T.lineComment": True,
+    "T.plainBlock": False,
+    "T.annotated": True,
+    "T.none": False,
+}
+
+
+def test_java_doc_detection_agrees_with_javadoc() -> None:
     report = generate.plan("T.java", JAVA, "java")
-    missing = {s.qualified_name for s in report.targets}
-    mine = {name: name not in missing for name in theirs}
-    assert len(theirs) == 6 and mine == theirs, (mine, theirs)
+    undocumented = {s.qualified_name for s in report.targets}
+    assert undocumented == {"T"} | {name for name, documented in JAVADOC.items() if not documented}

@@ -14,6 +14,8 @@ from assistant.docstrings import generate, quality
 from assistant.docstrings.conventions import DocParts, Param, Site
 from assistant.index.symbols import extract_symbols
 from assistant.llm.local import LocalModel
+from assistant.repo.privacy import PathRules
+from assistant.repo.vetted import grant
 
 
 def site_for(source: str, name: str, params: tuple[str, ...]) -> Site:
@@ -92,12 +94,14 @@ def test_missing_parameters_are_asked_for_in_the_projects_sections(
     import re
 
     text = "def add(a, b):\n    return a + b\n"
+    here = Path(__file__).parent  # the permit a workspace grants, without one
+    permit = grant(PathRules(here), here / "m.py")
     report = generate.document_text(fim_model, "m.py", text, "python", style=style,  # type: ignore[arg-type]
-                                     max_tokens=8, sections=True)  # fmt: skip
+                                     max_tokens=8, sections=True, permit=permit)  # fmt: skip
     assert report.changed, report.outcomes
     assert re.search(expected, report.new), report.new
     # Without sections wanted, the summary alone is written, as before.
-    plain = generate.document_text(fim_model, "m.py", text, "python", max_tokens=8)
+    plain = generate.document_text(fim_model, "m.py", text, "python", max_tokens=8, permit=permit)
     assert plain.new == 'def add(a, b):\n    """Aaaaaaaa."""\n    return a + b\n'
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from leftovers import temp_files
 from tiny_gguf import CHATML
 
 from assistant.config import ModelSettings
@@ -27,9 +28,12 @@ from assistant.index.languages import language_for_path
 from assistant.index.symbols import extract_symbols
 from assistant.llm.local import LocalModel
 from assistant.repo import git as git_diff
+from assistant.repo.privacy import PathRules
+from assistant.repo.vetted import Permit, grant
 from assistant.workspace import Workspace
 
 ASSIST = [sys.executable, "-m", "assistant"]
+HERE = Path(__file__).parent
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +48,18 @@ def plain_chat_gguf(make_gguf: Callable[..., Path]) -> Path:
     return make_gguf(family="none", chat_template=CHATML, favorite="a")
 
 
+def permit(path: str) -> Permit:
+    """The leave a workspace grants to send `path`'s text to a model, without one (these tests
+    are about docs, not the privacy rules: tests/test_vetted.py is)."""
+    return grant(PathRules(HERE), HERE / path)
+
+
 def document(model: LocalModel, path: str, text: str, **kw: object) -> generate.FileReport:
     language = language_for_path(path)
     assert language is not None
-    return generate.document_text(model, path, text, language, max_tokens=8, **kw)  # type: ignore[arg-type]
+    return generate.document_text(
+        model, path, text, language, max_tokens=8, permit=permit(path), **kw
+    )  # type: ignore[arg-type]
 
 
 def cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -428,7 +440,7 @@ def test_diff_then_write_then_nothing_left(
     ]
     assert calc.read_text().startswith('def add(a, b):\n    """Aaaaaaaa."""\n')
     assert calc.stat().st_mode & 0o777 == 0o755
-    assert not [p for p in calc.parent.iterdir() if p.name.endswith(".assist")]
+    assert temp_files(calc.parent) == []
     again = cli("docstring", "--write", "--json", cwd=repo, env=env)
     assert json.loads(again.stdout)["outcomes"] == []
     assert cli("docstring", "--check", cwd=repo, env=env).returncode == 0
@@ -487,7 +499,9 @@ def test_default_model_leaves_a_valid_file(tmp_path: Path, isolated_env: dict[st
     # Whatever it writes, the file stays valid and every symbol gets an outcome.
     model = LocalModel.load(embedded_model_path(), ModelSettings(temperature=0.0))
     text = "def area(width, height):\n    return width * height\n"
-    report = generate.document_text(model, "geometry.py", text, "python", max_tokens=60)
+    report = generate.document_text(
+        model, "geometry.py", text, "python", max_tokens=60, permit=permit("geometry.py")
+    )
     [outcome] = report.outcomes
     assert outcome.status in ("documented", "failed"), outcome
     assert generate.parses(report.new, "python")
@@ -532,7 +546,7 @@ def test_ctrl_c_leaves_every_file_whole(
         for path in written:
             text = path.read_text()
             assert generate.parses(text, "python") and text.count('"""') == 8  # whole
-        assert not [p for p in (repo / "src").iterdir() if p.name.endswith(".assist")]
+        assert temp_files(repo / "src") == []
         return
     raise AssertionError("every run finished before Ctrl+C reached it")
 
@@ -555,7 +569,7 @@ def test_a_file_saved_during_the_run_is_not_overwritten(
     assert [(o.name, o.status, o.reason) for o in report.outcomes] == [
         ("add", "skipped", "the file changed during the run; not written")
     ]
-    assert not [p for p in calc.parent.iterdir() if p.name.endswith(".assist")]
+    assert temp_files(calc.parent) == []
 
 
 def test_diff_of_a_file_without_a_final_newline_applies_with_git(

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from leftovers import temp_files
 
 from assistant.errors import AssistError
 from assistant.index import minilm
@@ -82,7 +83,7 @@ def test_cache_lives_under_xdg_cache_home(model_path: Path, cache_home: Path) ->
     assert model_path.parent == cache_home / "assist" / "models"
     digest = minilm._sha256(minilm_source_dir() / "model.safetensors")
     assert digest[:16] in model_path.name
-    assert not list(model_path.parent.glob("*.tmp"))
+    assert temp_files(model_path.parent) == []
 
 
 def test_gguf_is_a_mean_pooled_bert(model_path: Path) -> None:

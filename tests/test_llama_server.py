@@ -1,11 +1,12 @@
 """The remote path against llama.cpp's own `llama-server`: `/infill` with repository context
 (`input_extra`), prompt caching and embeddings, which llama-cpp-python's Python server lacks.
 
-The server is built from the llama.cpp sources that llama-cpp-python's sdist vendors, by
-`bench/build_llama_server.sh` (about 6 minutes on 2 cores: docs/benchmarks.md), into
+The server is built from the llama.cpp sources that llama-cpp-python's sdist vendors, linked
+to the bindings' own libraries, by `make llama-server` (bench/build_llama_server.sh; a few
+minutes on 2 cores once per machine: docs/benchmarks.md), into
 `~/.cache/assist/llama-server/<version>/`; `ASSIST_LLAMA_SERVER` may name another binary.
-Without it these tests are skipped with that instruction: `make setup` does not build it, to
-keep setup to one command of reasonable length.
+`make test` builds it first, so CI runs these tests; a bare `pytest` without it skips them with
+that instruction.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ def server_binary() -> Path | None:
 
 pytestmark = pytest.mark.skipif(
     server_binary() is None,
-    reason="no llama-server: run `bash bench/build_llama_server.sh` (builds it from the vendored "
-    "llama.cpp) or set ASSIST_LLAMA_SERVER",
+    reason="no llama-server: run `make llama-server` (builds it from the vendored llama.cpp, once "
+    "per machine) or set ASSIST_LLAMA_SERVER",
 )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import free_port, llama_cpp_server
+from servers import free_port, llama_cpp_server, self_signed_certificate
 
 from assistant.config import ModelSettings
 from assistant.errors import AssistError
@@ -55,10 +55,23 @@ def test_complete_streams_and_honours_stop(model: Model) -> None:
     assert "".join(model.complete("hello", Request(max_tokens=6, stop=("aaa",)))) == ""
 
 
-def test_infill_returns_text(model: Model) -> None:
+# How each fills a hole with the tiny Qwen-named GGUF (the kind, and how its label starts): its
+# FIM tokens in-process and through the host; llama-cpp-python's server has no /infill, so the
+# remote model emulates.
+QWEN_TOKENS = "qwen (<|fim_prefix|> <|fim_suffix|> <|fim_middle|>; from metadata)"
+FIM = {
+    "local": ("tokens", QWEN_TOKENS),
+    "hosted": ("tokens", QWEN_TOKENS),
+    "remote": ("emulated", "emulated (server has no /infill"),
+}
+
+
+def test_infill_returns_text(model: Model, request: pytest.FixtureRequest) -> None:
     out = "".join(model.infill(Hole("x = ", "\n", path="a.py"), Request(max_tokens=4)))
     assert out == "aaaa"
-    assert model.fim_label
+    kind, label = FIM[request.node.callspec.params["model"]]
+    assert model.fim_kind == kind
+    assert model.fim_label.startswith(label), model.fim_label
 
 
 def test_cancel(model: Model) -> None:
@@ -90,6 +103,41 @@ def test_http_error_is_a_clear_error(server_url: str) -> None:
     remote = RemoteModel(server_url + "/nothing-here", ModelSettings())
     with pytest.raises(AssistError, match="HTTP 404"):
         list(remote.complete("hi"))
+
+
+KEY = "sk-test-0123456789"
+
+
+@pytest.fixture(scope="module")
+def secured_url(
+    chat_gguf: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
+    """The same server over HTTPS with a self-signed certificate, wanting `KEY`; yields its
+    URL and the certificate to trust."""
+    folder = tmp_path_factory.mktemp("tls")
+    tls = self_signed_certificate(folder)
+    args = ("--n_ctx", "512", "--api_key", KEY)
+    with llama_cpp_server(chat_gguf, folder / "server.log", *args, tls=tls) as url:
+        yield url + "/v1", tls[0]
+
+
+def test_https_with_a_key(secured_url: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key goes as `Authorization: Bearer` (the server refuses a request without it or
+    with another), and a certificate is trusted only when SSL_CERT_FILE names it."""
+    url, cert = secured_url
+    assert url.startswith("https://")
+    keyed = ModelSettings(temperature=0.0, max_tokens=4, api_key=KEY)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    with pytest.raises(AssistError, match="certificate is not trusted") as untrusted:
+        list(RemoteModel(url, keyed).chat([Message("user", "hi")]))
+    assert "SSL_CERT_FILE" in untrusted.value.hint
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    for key in (None, "sk-wrong"):
+        settings = ModelSettings(temperature=0.0, max_tokens=4, api_key=key)
+        with pytest.raises(AssistError, match="HTTP 401"):
+            list(RemoteModel(url, settings).chat([Message("user", "hi")]))
+    assert "".join(RemoteModel(url, keyed).chat([Message("user", "hi")])) == "aaaa"
+    assert "".join(RemoteModel(url, keyed).complete("hi")) == "aaaa"
 
 
 def test_grammar_constrains_the_output(model: Model) -> None:

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,35 +24,17 @@ from typing import Any
 import pytest
 from hook_repo import UNDOCUMENTED, git_env, run_git
 from lsp_client import RawLspClient
+from processes import alive, wait_for
 
 from assistant.config import ModelSettings
 from assistant.errors import AssistError
 from assistant.llm.chat_templates import Message
 from assistant.llm.fim import Hole
-from assistant.llm.host import read_request
+from assistant.llm.host_requests import read_request
 from assistant.llm.hosting import HostedModel, UnixHTTPConnection, running_hosts, stop_hosts
 from assistant.llm.protocol import GenerationStats, Request
 
 DEADLINE = 120.0
-
-
-def wait_for(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A host this process started is reaped by a thread; until then it is a zombie.
-    try:
-        return "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[-1][:3]
-    except OSError:
-        return False
 
 
 @pytest.fixture
@@ -97,6 +78,25 @@ def test_two_models_of_one_file_share_one_host(runtime: Path, chat_gguf: Path) -
     hosts = running_hosts()
     assert sorted(h["pid"] for h in hosts) == sorted({first.host_pid, other.host_pid})
     assert next(h for h in hosts if h["pid"] == first.host_pid)["requests"] >= 2
+
+
+def test_an_upgraded_assist_never_talks_to_a_host_of_the_old_code(
+    runtime: Path, chat_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an upgrade the same model and settings name another host: the new code starts its
+    own, the old host is left to exit when idle, and both stay listed and stoppable."""
+    from assistant.llm import hosting
+
+    old = HostedModel(str(chat_gguf), settings(host_idle=2.0))
+    old_pid = old.host_pid
+    monkeypatch.setattr(hosting, "_code_stamp", lambda: "9.9.9/after-an-upgrade")
+    new = HostedModel(str(chat_gguf), settings())
+    assert new.host.socket != old.host.socket
+    assert new.host_pid not in (0, old_pid) and alive(old_pid)
+    assert "".join(new.chat([Message("user", "hi")], Request(max_tokens=2))) == "aa"
+    assert {old_pid, new.host_pid} <= {h["pid"] for h in running_hosts()}
+    wait_for(lambda: not alive(old_pid), "the old host to exit when idle")
+    assert alive(new.host_pid)
 
 
 def test_the_three_front_ends_share_one_model(
@@ -432,12 +432,13 @@ def test_a_warm_up_reads_into_the_hosts_cache_for_the_next_request(
 
 def test_a_requests_limits_come_from_its_body_and_nonsense_is_ignored() -> None:
     body = {"n_predict": 5, "t_max_prompt_ms": 250, "t_max_predict_ms": 100, "temperature": 0.1}
-    request = read_request(body, "/infill", "background", "editor")
+    request = read_request(body, "/infill", "background", "editor", n_ctx=512)
     assert (request.max_tokens, request.prompt_s, request.generate_s) == (5, 0.25, 0.1)
     assert (request.temperature, request.priority, request.lane) == (0.1, "background", "editor")
     nonsense = {"n_predict": -1, "t_max_prompt_ms": float("nan"), "t_max_predict_ms": -5,
                 "temperature": True, "grammar": 3}  # fmt: skip
-    request = read_request(nonsense, "/infill", "explicit", "x")
+    request = read_request(nonsense, "/infill", "explicit", "x", n_ctx=512)
     assert request.max_tokens is None and request.prompt_s is None and request.generate_s is None
     assert request.temperature is None and request.grammar is None
-    assert read_request({"max_tokens": "9"}, "/v1/completions", "idle", "x").max_tokens is None
+    as_text = read_request({"max_tokens": "9"}, "/v1/completions", "idle", "x", n_ctx=512)
+    assert as_text.max_tokens is None

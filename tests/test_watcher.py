@@ -5,13 +5,16 @@ Waits are bounded polls on the index, never bare sleeps.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -181,13 +184,38 @@ def test_branch_switch_of_thousands_of_files(tmp_path: Path) -> None:
         wait_for(lambda: "main_fn_3" in names(ws, "main_fn_3"), timeout=120)
 
 
-def test_two_front_ends_one_writer(repo: Path) -> None:
+def test_two_front_ends_one_writer(repo: Path, monkeypatch, caplog) -> None:
     """Two watchers on one repository (as the TUI and the language server would be): the
-    writer lock lets one index at a time, and no update is lost."""
+    writer lock lets one index at a time, the other is refused and retries, and no update is
+    lost. Each writer holds the lock a while, so both watchers' batches for a change overlap."""
+    import assistant.index.indexer as indexer
+
     first, second = Workspace.open(repo), Workspace.open(repo)
     for _ in first.index(vectors=False):
         pass
+    lock_file = first.index_dir / "writer.lock"
     reports: list[IndexReport] = []
+    writing: list[int] = []  # how many write at once, seen by each writer as it starts
+    holders: list[str] = []  # the lock file's content while each writer holds it
+    guard = threading.Lock()
+    active = 0
+    index_keywords = indexer.index_keywords
+
+    def one_writer_at_a_time(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        nonlocal active
+        with guard:
+            active += 1
+            writing.append(active)
+        holders.append(lock_file.read_text())
+        try:
+            time.sleep(0.3)  # a slow batch: the other watcher's batch runs into it
+            yield from index_keywords(*args, **kwargs)
+        finally:
+            with guard:
+                active -= 1
+
+    monkeypatch.setattr(indexer, "index_keywords", one_writer_at_a_time)
+    caplog.set_level(logging.INFO, logger="assistant.watcher")
 
     def keep(batch: Batch) -> None:
         if batch.report is not None:
@@ -202,8 +230,12 @@ def test_two_front_ends_one_writer(repo: Path) -> None:
             wait_for(lambda i=i: f"shared_{i}" in names(first, f"shared_{i}"))
         wait_for(lambda: all(f"shared_{i}" in names(first, f"shared_{i}") for i in range(5)))
         wait_for(lambda: all(f"shared_{i}" in names(second, f"shared_{i}") for i in range(5)))
-    # Each file was parsed at most once per watcher batch: nobody indexed a file twice at once.
-    assert sum(r.parsed for r in reports) <= 10
+    assert writing and max(writing) == 1, writing  # never two writers at once
+    assert set(holders) == {str(os.getpid())}  # the lock names its holder
+    refused = [r for r in caplog.records if "another assist process is indexing" in r.getMessage()]
+    assert refused, "the second watcher was never refused: the batches did not race"
+    # Each file was parsed once: the watcher that waited found it already indexed.
+    assert sum(r.parsed for r in reports) == 5, [r.parsed for r in reports]
 
 
 def test_watch_command_runs_and_stops(repo: Path) -> None:

@@ -34,6 +34,7 @@ from assistant.errors import AssistError
 from assistant.llm import prompts
 from assistant.llm.chat_templates import Message
 from assistant.llm.protocol import Model, Request
+from assistant.repo.vetted import Vetted
 from assistant.workspace import Workspace
 
 Answer = Literal["yes", "no", "always"]
@@ -41,6 +42,7 @@ Approver = Callable[[ApprovalRequest], str]
 """Shows the request and returns "yes", "no" or "always" (for this tool, this session)."""
 KEEP_FULL_RESULTS = 3
 """Older tool results are shortened in the prompt, so that long sessions still fit."""
+_SHORTENED = Vetted.label("\n[shortened: older result]")
 
 
 @dataclass(frozen=True)
@@ -176,8 +178,11 @@ class Agent:
     def _run(self, task: str) -> Iterator[Event]:
         model = self.model or self.ws.model
         messages = [
-            Message("system", prompts.render("agent_system", tools=describe_tools(TOOLS))),
-            Message("user", prompts.render("agent_task", task=task)),
+            Message(
+                "system",
+                prompts.render("agent_system", tools=Vetted.label(describe_tools(TOOLS))),
+            ),
+            Message("user", prompts.render("agent_task", task=Vetted.from_user(task))),
         ]
         started = False
         previous = ""
@@ -204,9 +209,10 @@ class Agent:
                 call = parse_call(raw, TOOLS)
             except InvalidCall as exc:
                 yield CallInvalid(step, str(exc), raw)
+                error = Vetted.label(str(exc))
                 messages += [
-                    Message("assistant", raw),
-                    Message("user", prompts.render("agent_invalid_call", error=str(exc))),
+                    Message("assistant", Vetted.from_model(raw)),
+                    Message("user", prompts.render("agent_invalid_call", error=error)),
                 ]
                 continue
             yield CallMade(step, call)
@@ -214,11 +220,11 @@ class Agent:
                 yield Finished("answer", call.text("answer"))
                 return
             said = json.dumps({"tool": call.tool, "args": call.args})
-            messages.append(Message("assistant", said))
+            messages.append(Message("assistant", Vetted.from_model(said)))
             if said == previous:  # small models loop; the result would be the same
                 note = "error: you just made this exact call; its result is above"
                 yield ToolResult(step, call, note, False)
-                messages.append(Message("user", _result(call, note)))
+                messages.append(Message("user", _result(call, Vetted.label(note))))
                 continue
             previous = said
             events, reply, started = self._step(step, call, started, task)
@@ -228,20 +234,22 @@ class Agent:
 
     def _step(
         self, step: int, call: ToolCall, started: bool, task: str
-    ) -> tuple[list[Event], str, bool]:
+    ) -> tuple[list[Event], Vetted, bool]:
         """Prepare, approve and run one call: (events, the reply for the model, started)."""
         events: list[Event] = []
         try:
             action = self.toolbox.prepare(call)
         except AssistError as exc:
             events.append(ToolResult(step, call, exc.message, False))
-            return events, _result(call, f"error: {exc.message}"), started
+            return events, self._error(call, exc), started
         if action.request is not None:
             answer = self._decide(action.request)
             events.append(Decided(step, action.request, answer))
             if answer == "no":
                 why = "it needs your approval" if self.approve is None else "declined"
-                text = prompts.render("agent_declined", tool=call.tool, why=why)
+                text = prompts.render(
+                    "agent_declined", tool=Vetted.from_model(call.tool), why=Vetted.label(why)
+                )
                 events.append(ToolResult(step, call, f"declined: {action.request.summary}", False))
                 return events, text, started
             try:
@@ -250,7 +258,7 @@ class Agent:
                     started = True
             except AssistError as exc:
                 events.append(ToolResult(step, call, exc.message, False))
-                return events, _result(call, f"error: {exc.message}"), started
+                return events, self._error(call, exc), started
         text, ok = self._execute(action)
         checkpoint = None
         if action.request is not None:
@@ -274,17 +282,22 @@ class Agent:
             return "always"
         return "yes" if answer == "yes" else "no"
 
-    def _execute(self, action: Action) -> tuple[str, bool]:
+    def _execute(self, action: Action) -> tuple[Vetted, bool]:
+        """The action's result as the model reads it; an error's text is vetted too (it may
+        quote a file)."""
         try:
             return action.run(self.cancel), True
         except AssistError as exc:  # ToolError included
-            return f"error: {exc.message}", False
+            return self.ws.vet_output(f"error: {exc.message}"), False
         except OSError as exc:
-            return f"error: {exc.strerror or exc}", False
+            return self.ws.vet_output(f"error: {exc.strerror or exc}"), False
+
+    def _error(self, call: ToolCall, exc: AssistError) -> Vetted:
+        return _result(call, self.ws.vet_output(f"error: {exc.message}"))
 
 
-def _result(call: ToolCall, text: str) -> str:
-    return prompts.render("agent_tool_result", tool=call.tool, result=text)
+def _result(call: ToolCall, text: Vetted) -> Vetted:
+    return prompts.render("agent_tool_result", tool=Vetted.from_model(call.tool), result=text)
 
 
 def _compact(messages: list[Message]) -> list[Message]:
@@ -294,6 +307,6 @@ def _compact(messages: list[Message]) -> list[Message]:
     out = []
     for i, m in enumerate(messages):
         if i in old and len(m.content) > 400:
-            m = Message(m.role, m.content[:400] + "\n[shortened: older result]")
+            m = Message(m.role, m.content[:400] + _SHORTENED)
         out.append(m)
     return out

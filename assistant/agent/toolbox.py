@@ -26,11 +26,13 @@ from assistant.agent.confine import (
     sensitive_reason,
     write_bytes,
 )
+from assistant.agent.grep import bounded_grep
 from assistant.agent.patches import DEV_NULL, apply_hunks, parse_unified, replace_once, unified_diff
 from assistant.index.languages import language_for_path
 from assistant.index.search import Mode
 from assistant.repo.files import list_paths
 from assistant.repo.secrets import redact
+from assistant.repo.vetted import Vetted
 from assistant.untrusted import visible
 from assistant.workspace import Workspace
 
@@ -74,8 +76,9 @@ class Action:
     call: ToolCall
     request: ApprovalRequest | None
     """None for reading tools, which run without asking."""
-    run: Callable[[threading.Event], str]
-    """Does it; returns the result text for the model. Takes the stop key's event."""
+    run: Callable[[threading.Event], Vetted]
+    """Does it; returns the result text for the model (vetted: secrets cut, whatever the tool
+    read or ran). Takes the stop key's event."""
 
 
 Change = tuple[Place, str | None, str | None]
@@ -138,7 +141,8 @@ class Toolbox:
                 yield inner.rel
 
     def _read(self, call: ToolCall, action: Callable[[threading.Event], str]) -> Action:
-        return Action(call, None, action)
+        """A reading tool's action; what it reports is vetted on its way to the model."""
+        return Action(call, None, lambda cancel: self.ws.vet_output(action(cancel)))
 
     def _list_files(self, call: ToolCall) -> Action:
         place = confine(self.ws, call.text("path") or ".")
@@ -162,20 +166,21 @@ class Toolbox:
 
     def _grep(self, call: ToolCall) -> Action:
         pattern = call.text("pattern")
-        try:
+        try:  # `re` checks the syntax without compiling the pattern out (agent/grep.py)
             re.compile(pattern)
-        except re.error as exc:
+        except (re.error, OverflowError, RecursionError) as exc:
             raise ToolError(f"bad regular expression: {exc}") from None
         place = confine(self.ws, call.text("path") or ".")
 
-        def run(cancel: threading.Event) -> str:
-            files: list[tuple[str, str]] = []
+        def texts() -> Iterator[tuple[str, str]]:
             for path in self._files_under(place):
                 try:
-                    files.append((path, self._read_text(path)))
+                    yield path, self._read_text(path)
                 except ToolError:
                     continue
-            found = bounded_grep(pattern, files, limit=self.limit, cancel=cancel)
+
+        def run(cancel: threading.Event) -> str:
+            found = bounded_grep(pattern, texts(), limit=self.limit, cancel=cancel)
             return self._cap("\n".join(found) if found else "(no matches)")
 
         return self._read(call, run)
@@ -238,7 +243,7 @@ class Toolbox:
                           for place, old, new in changes)  # fmt: skip
         request = ApprovalRequest(call.tool, "edit", names, diff, rels, warning)
 
-        def run(cancel: threading.Event) -> str:
+        def run(cancel: threading.Event) -> Vetted:
             for place, old, _new in changes:
                 # The tree may have changed while the user read the diff (a command, an editor).
                 if confine(self.ws, place.rel).real != place.real:
@@ -258,7 +263,7 @@ class Toolbox:
                     write_bytes(self.root, place.rel, new.encode("utf-8"))
             added = sum(1 for x in diff.splitlines() if x.startswith("+") and x[:3] != "+++")
             gone = sum(1 for x in diff.splitlines() if x.startswith("-") and x[:3] != "---")
-            return f"done: {names} (+{added} -{gone} lines)"
+            return self.ws.vet_output(f"done: {names} (+{added} -{gone} lines)")
 
         return Action(call, request, run)
 
@@ -312,51 +317,11 @@ class Toolbox:
             raise ToolError("the command is empty")
         request = ApprovalRequest(call.tool, "command", f"run: {command}", command)
 
-        def run(cancel: threading.Event) -> str:
+        def run(cancel: threading.Event) -> Vetted:
             result = run_command(
                 command, self.root, timeout=self.timeout, limit=self.limit, cancel=cancel
             )
-            return result.report()
+            # The output may print any file (`cat .env`): its secrets are cut by content.
+            return self.ws.vet_output(result.report())
 
         return Action(call, request, run)
-
-
-GREP_SECONDS = 10.0
-"""The most one grep may take: a pattern like `(a+)+$` backtracks for ever in a plain engine."""
-
-
-def bounded_grep(
-    pattern: str,
-    files: list[tuple[str, str]],
-    *,
-    limit: int,
-    cancel: threading.Event,
-    seconds: float = GREP_SECONDS,
-) -> list[str]:
-    """`path:line: text` for each matching line, stopping at `limit` characters of output, at
-    the Stop key, or after `seconds` (the `regex` engine interrupts a match itself)."""
-    import time
-
-    import regex
-
-    compiled = regex.compile(pattern)
-    deadline = time.monotonic() + seconds
-    out: list[str] = []
-    size = 0
-    for path, text in files:
-        for n, line in enumerate(text.splitlines(), 1):
-            left = deadline - time.monotonic()
-            if cancel.is_set():
-                return [*out, "[stopped]"]
-            try:
-                if left <= 0:
-                    raise TimeoutError
-                found = compiled.search(line, timeout=left)
-            except TimeoutError:
-                return [*out, f"[grep stopped after {seconds:g} s: simplify the pattern]"]
-            if found:
-                out.append(f"{path}:{n}: {line.strip()[:200]}")
-                size += len(out[-1]) + 1
-                if size > limit:
-                    return out
-    return out

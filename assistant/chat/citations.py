@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from assistant.index.languages import language_for_path
 from assistant.llm import prompts
+from assistant.repo.vetted import Vetted
 
 _CITATION = re.compile(
     r"(?<![\w./\\:-])((?:[A-Za-z]:)?[/\\]?(?:[\w.-]+[/\\])*[\w.-]*\w):(\d+)(?:[-–](\d+))?",
@@ -246,16 +247,17 @@ def _code_like(name: str) -> bool:
     return "_" in name or "." in name or any(c.isupper() for c in name[1:])
 
 
-def source_block(s: Source) -> str:
-    """One chunk as the model sees it: number, location, and the code in a fence."""
+def source_block(s: Source, code: Vetted) -> Vetted:
+    """One chunk as the model sees it: number, location, and the code in a fence. `code` is
+    `s.text` as the workspace vetted it (Workspace.vet_chunk)."""
     return prompts.render(
         "chat_source",
-        n=str(s.n),
-        path=s.path,
-        start=str(s.start_line),
-        end=str(s.end_line),
-        kind=s.kind,
-        symbol=s.name,
-        language=language_for_path(s.path) or "",
-        code=s.text,
+        n=Vetted.label(str(s.n)),
+        path=Vetted.label(s.path),
+        start=Vetted.label(str(s.start_line)),
+        end=Vetted.label(str(s.end_line)),
+        kind=Vetted.label(s.kind),
+        symbol=Vetted.label(s.name),
+        language=Vetted.label(language_for_path(s.path) or ""),
+        code=code,
     )

@@ -22,6 +22,7 @@ from assistant.index.identifiers import identifier_candidates
 from assistant.llm import prompts
 from assistant.llm.chat_templates import Message
 from assistant.llm.protocol import Request
+from assistant.repo.vetted import EMPTY, NEWLINE, Vetted
 
 if TYPE_CHECKING:
     from assistant.index.store import ChunkRow
@@ -138,52 +139,51 @@ class ChatSession:
 
     def pack(
         self, candidates: list[tuple[ChunkRow, str]], budget: int, count: Callable[[str], int]
-    ) -> list[Source]:
-        """As many candidates as fit `budget` tokens, in order; a first one that is too long
-        alone is cut to its first lines rather than leaving the prompt with no code."""
-        sources: list[Source] = []
+    ) -> list[tuple[Source, Vetted]]:
+        """As many candidates as fit `budget` tokens, in order, each with its block as the
+        model reads it; a first one that is too long alone is cut to its first lines rather
+        than leaving the prompt with no code."""
+        sources: list[tuple[Source, Vetted]] = []
         used = 0
         for row, reason in candidates:
-            text = row.text
+            text = self.ws.vet_chunk(row)
             block = self._block(len(sources) + 1, row, text)
             tokens = count(block)
             if used + tokens > budget:
                 if sources or budget <= 0:
                     continue
-                lines = text.split("\n")
+                lines = text.lines()
                 while lines and used + tokens > budget:
                     lines = lines[: max(0, len(lines) * 3 // 4)]
-                    text = "\n".join(lines)
+                    text = NEWLINE.joined(lines)
                     block = self._block(1, row, text)
                     tokens = count(block)
                 if not lines:
                     continue
             end = row.start_line + text.count("\n")
-            sources.append(
-                Source(
-                    len(sources) + 1,
-                    row.path,
-                    row.qualified_name,
-                    row.kind,
-                    row.start_line,
-                    min(end, row.end_line),
-                    row.id,
-                    reason,
-                    tokens,
-                    text,
-                )
+            source = Source(
+                len(sources) + 1,
+                row.path,
+                row.qualified_name,
+                row.kind,
+                row.start_line,
+                min(end, row.end_line),
+                row.id,
+                reason,
+                tokens,
+                text,
             )
+            sources.append((source, block))
             used += tokens
         return sources
 
     @staticmethod
-    def _block(n: int, row: ChunkRow, text: str) -> str:
+    def _block(n: int, row: ChunkRow, text: Vetted) -> Vetted:
         end = min(row.start_line + text.count("\n"), row.end_line)
-        return source_block(
-            Source(
-                n, row.path, row.qualified_name, row.kind, row.start_line, end, row.id, "", 0, text
-            )
+        source = Source(
+            n, row.path, row.qualified_name, row.kind, row.start_line, end, row.id, "", 0, text
         )
+        return source_block(source, text)
 
     def prepare(self, question: str, model: Model | None = None) -> Prepared:
         """Choose the sources and build the messages for `question`."""
@@ -194,10 +194,14 @@ class ChatSession:
         settings = self.ws.settings.chat
         count = model.count_tokens
         system = prompts.render("chat_system")
+        asked = Vetted.from_user(question)
         history: list[Message] = []
         for turn in self.turns[-settings.history_turns :] if settings.history_turns else []:
-            history += [Message("user", turn.question), Message("assistant", turn.answer)]
-        bare = prompts.render("chat_user", context="", question=question)
+            history += [
+                Message("user", Vetted.from_user(turn.question)),
+                Message("assistant", Vetted.from_model(turn.answer)),
+            ]
+        bare = prompts.render("chat_user", context=EMPTY, question=asked)
         fixed = sum(count(m.content) for m in [Message("system", system), *history]) + count(bare)
         window = model.context_window()
         budget = settings.context_tokens
@@ -215,11 +219,11 @@ class ChatSession:
                     "raise model.n_ctx, lower chat.max_tokens, or ask a shorter question",
                 )
             budget = min(budget, room)
-        sources = self.pack(self.retrieve(question), budget, count)
-        context = "".join(source_block(s) for s in sources) or prompts.render("chat_no_context")
-        user = prompts.render("chat_user", context=context, question=question)
+        packed = self.pack(self.retrieve(question), budget, count)
+        context = EMPTY.joined(block for _, block in packed) or prompts.render("chat_no_context")
+        user = prompts.render("chat_user", context=context, question=asked)
         messages = [Message("system", system), *history, Message("user", user)]
-        return Prepared(question, sources, messages, budget)
+        return Prepared(question, [source for source, _ in packed], messages, budget)
 
     # -- answering -------------------------------------------------------------------------
 

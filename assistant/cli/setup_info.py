@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.cli.common import add_model_flag, settings_for
+from assistant.untrusted import visible
 
 
 def cmd_model(args: argparse.Namespace) -> int:
@@ -56,11 +57,22 @@ def _hosts(args: argparse.Namespace) -> int:
         print("no model host is running" if args.action == "hosts" else "no model host to stop")
         return 0
     for h in hosts:
-        what = "stopped" if args.action == "stop" else "serving"
-        print(f"pid {h['pid']}  {what} {h['name']}  {h['resident_bytes'] / 2**20:.0f} MB resident  "
-              f"{h['requests']} requests  idle {h['idle_for_s']:.0f} of {h['idle_s']:.0f} s  "
-              f"({h['socket']})")  # fmt: skip
+        print(_host_line(h, args.action == "stop"))
     return 0
+
+
+def _host_line(h: dict[str, Any], stopping: bool) -> str:
+    """One host in one line, whatever it answered."""
+    if h["state"] == "serving":
+        what = "serving"
+        if stopping:
+            what = "stopped" if h["outcome"] == "stopped" else f"{h['outcome']} (no answer)"
+        return (f"pid {h['pid']}  {what} {h['name']}  {h['resident_bytes'] / 2**20:.0f} MB "
+                f"resident  {h['requests']} requests  idle {h['idle_for_s']:.0f} of "
+                f"{h['idle_s']:.0f} s  ({h['socket']})")  # fmt: skip
+    who = f"pid {h['pid']}" if h.get("pid") else "no host"
+    outcome = f"{h['outcome']}: " if stopping else ""
+    return f"{who}  {outcome}{h['problem']}  ({h['socket']})"
 
 
 def _list_models(args: argparse.Namespace) -> int:
@@ -74,11 +86,14 @@ def _list_models(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     try:
         in_use = Path(choose_model(settings).location).resolve()
-    except (AssistError, OSError):
+    except (AssistError, OSError, RuntimeError):  # RuntimeError: a link loop
         in_use = None
     rows: list[dict[str, Any]] = []
     for found in find_models(settings.model.search_paths):
-        used = found.path.resolve() == in_use
+        try:
+            used = found.path.resolve() == in_use
+        except (OSError, RuntimeError):
+            used = False
         row: dict[str, Any] = {"name": found.name, "path": str(found.path),
                                "source": found.source, "in_use": used}  # fmt: skip
         try:
@@ -100,7 +115,7 @@ def _list_models(args: argparse.Namespace) -> int:
     for r in rows:
         mark = "*" if r["in_use"] else " "
         if "error" in r:
-            print(f"{mark} {r['name']}  ({r['source']})  unreadable: {r['error']}")
+            print(visible(f"{mark} {r['name']}  ({r['source']})  unreadable: {r['error']}"))
             continue
         params = r["parameters"] / 1e9
         size = f"{params:.1f}B" if params >= 1 else f"{r['parameters'] / 1e6:.0f}M"

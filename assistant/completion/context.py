@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from assistant.index.search import is_test_code
 from assistant.llm.fim import ContextFile
+from assistant.repo.vetted import Vetted
 
 if TYPE_CHECKING:
     from assistant.index.store import ChunkRow
@@ -25,6 +26,8 @@ MAX_NAMES = 24
 """Names looked up in the index per request: the closest to the cursor and the imports."""
 PER_NAME = 2
 """Definitions shown per name: a name defined in many places is a guess past the first few."""
+_ELIDED = Vetted.label("\n...\n")
+"""Between two definitions of one file in the prompt."""
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DEFINED = re.compile(r"(?:def|class|function|func|fn|struct|interface|type)\s+(\w+)")
 _KEYWORDS_TEXT = """
@@ -60,7 +63,7 @@ class Candidate:
     """A definition worth showing at the cursor, with its text as it goes into the prompt."""
 
     chunk: ContextChunk
-    text: str
+    text: Vetted
 
     @property
     def key(self) -> tuple[str, int]:
@@ -100,7 +103,7 @@ def candidates(
         if per_name.get(row.name, 0) >= PER_NAME:
             continue  # `get` defined in twenty classes: which one is meant is a guess
         per_name[row.name] = per_name.get(row.name, 0) + 1
-        body = row.text[:CONTEXT_CHUNK_CHARS].rstrip()
+        body = ws.vet_chunk(row)[:CONTEXT_CHUNK_CHARS].rstrip()
         if used + len(body) > budget:
             continue
         seen.add((row.path, row.symbol_start))
@@ -117,7 +120,7 @@ def as_prompt_context(chosen: Sequence[Candidate]) -> list[ContextFile]:
     files: list[ContextFile] = []
     for c in chosen:
         if files and files[-1].path == c.chunk.path:
-            files[-1] = ContextFile(c.chunk.path, f"{files[-1].text}\n...\n{c.text}")
+            files[-1] = ContextFile(c.chunk.path, files[-1].text + _ELIDED + c.text)
         else:
             files.append(ContextFile(c.chunk.path, c.text))
     return files

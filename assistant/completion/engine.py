@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,9 +46,11 @@ from assistant.completion.window import (
 from assistant.errors import AssistError
 from assistant.llm.fim import Hole, path_comment
 from assistant.llm.protocol import Request
+from assistant.repo.vetted import EMPTY, NEWLINE
 
 if TYPE_CHECKING:
     from assistant.llm.protocol import Model
+    from assistant.repo.vetted import Permit
     from assistant.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -97,7 +100,8 @@ class CompletionEngine:
         and the ring is chosen for this cursor. A completion that ends empty says why in
         `note`.
         """
-        rel = self._relative(path)
+        permit = self.ws.permit(path, inside=False)  # a private file by any name: refused
+        rel = _rel(permit)
         shown = rel or Path(path).name
         model = self.model  # loaded before the clock starts: a load is not a completion's cost
         started = time.perf_counter()
@@ -117,6 +121,11 @@ class CompletionEngine:
                 on_text(hit)
             result.timings.total_ms = result.timings.overhead_ms = ms_since(started)
             return result
+        hole = _vetted_hole(permit, text, offset, window, shown)
+        if hole is None:
+            result.note = "the cursor is inside a secret: nothing goes to a model from here"
+            result.timings.total_ms = result.timings.overhead_ms = ms_since(started)
+            return result
         t0 = time.perf_counter()
         context = self._context(rel, text, offset, refresh=not editor)
         result.context = [c.chunk for c in context]
@@ -129,7 +138,7 @@ class CompletionEngine:
             cancel=cancel or threading.Event(),
         )
         run = ModelRun(
-            lambda: self._stream(model, window, shown, context, multiline, request),
+            lambda: self._stream(model, hole, context, multiline, request),
             Shaper(window.before, window.suffix, multiline),
             request,
             on_done=lambda run: self._finished(run, *around),
@@ -238,7 +247,8 @@ class CompletionEngine:
         the file's context ring (a few definitions added at its end), in turns, each adopted
         once read; else the prompt as it is. A request pre-empts it, and it never pre-empts
         one. None when it did not run."""
-        rel = self._relative(path)
+        permit = self.ws.permit(path, inside=False)
+        rel = _rel(permit)
         if rel is None:
             return None
         model = self.model
@@ -253,11 +263,14 @@ class CompletionEngine:
         else:
             window, place, what = self.places.window(rel, text, offset, sizes), None, "prompt"
         self._grew_last = what == "window"
+        hole = _vetted_hole(permit, text, offset, window, rel)
+        if hole is None:
+            return None
         new_ring = ring[0] if ring is not None else self.ring
         context = new_ring.snapshot(exclude_path=rel)
         multiline = wants_multiline(window.before, window.suffix, self.settings.multiline)
         request = Request.warm_up(cancel)
-        for _ in self._stream(model, window, rel, context, multiline, request):
+        for _ in self._stream(model, hole, context, multiline, request):
             pass
         stats = request.stats
         if request.cancel.is_set() and not stats.prompt_done:
@@ -322,8 +335,7 @@ class CompletionEngine:
     def _stream(
         self,
         model: Model,
-        window: Window,
-        path: str,
+        hole: Hole,
         context: list[Candidate],
         multiline: bool,
         request: Request,
@@ -333,28 +345,30 @@ class CompletionEngine:
         if self.settings.emulation == "continue" and model.fim_kind == "emulated":
             # No FIM tokens: continue the text before the cursor, context files above it.
             # The shaper still cuts at the block's end and where the suffix repeats.
-            head = "".join(path_comment(c.path, c.text) for c in files)
-            prompt = head + path_comment(path, "").rstrip("\n") + "\n"
+            head = EMPTY.joined(path_comment(c.path, c.text) for c in files)
+            prompt = head + path_comment(hole.path, EMPTY).rstrip("\n") + NEWLINE
             if not multiline:
                 request.stop = ("\n",)
-            return model.complete(prompt + window.before, request)
-        hole = Hole(window.prefix, window.suffix, path=path, context=files, typed=window.typed)
-        return model.infill(hole, request)
+            return model.complete(prompt + hole.before, request)
+        return model.infill(replace(hole, context=files), request)
 
-    def _relative(self, path: str) -> str | None:
-        """The repository path of the file, or None for a file outside the repository.
 
-        A private or excluded file refuses completion: its text would go to the model.
-        """
-        resolved = self.ws.rules.resolve(path)
-        why = self.ws.rules.refusal(resolved)  # every name: as opened, through links, outside
-        if why:
-            shown = resolved.rel if resolved.rel not in (None, ".") else path
-            raise AssistError(
-                f"{shown}: {why}; no completions here, since the text would go to a model",
-                "remove the rule from .assistignore / config if this is wrong",
-            )
-        return resolved.rel if resolved.rel != "." else None
+def _rel(permit: Permit) -> str | None:
+    """The repository path of a permitted file, or None for a file outside the repository."""
+    return permit.rel if permit.rel != "." else None
+
+
+def _vetted_hole(permit: Permit, text: str, offset: int, window: Window, path: str) -> Hole | None:
+    """The window as a model may see it: the secrets `text` holds around the cursor cut out
+    (repo/vetted.py), the cursor still between prefix and suffix. None when the cursor is
+    inside a secret."""
+    start, end = offset - len(window.before), offset + len(window.suffix)
+    vetted = permit.vet_around(text, start, offset, end)
+    if vetted is None:
+        return None
+    before, suffix = vetted
+    line = before.rfind("\n") + 1  # the cursor's line: `typed` (repo/vetted.py keeps lines)
+    return Hole(before[:line], suffix, path=path, typed=before[line:])
 
 
 def complete_file(

@@ -352,7 +352,11 @@ def _apply(
                     "paste the key alone, without quotes or newlines",
                 )
             if section == "model" and key == "path" and value and base is not None:
-                value = str((base / os.path.expanduser(value)).resolve())
+                full = base / os.path.expanduser(value)
+                try:
+                    value = str(full.resolve())
+                except (RuntimeError, OSError):  # a link loop: said when the model is opened
+                    value = os.path.abspath(full)
             changes[key] = value
         # A model named by a higher-precedence source replaces the other way of naming one.
         if section == "model" and "path" in changes and "url" not in changes:

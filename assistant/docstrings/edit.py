@@ -58,7 +58,8 @@ def docstring_edit(
     none or it already has a doc (unless `update`). When the model's text is refused (see
     `quality.py`), AssistError says why.
     """
-    rel = ws.rules.check(path).rel or path
+    permit = ws.permit(path)
+    rel = permit.rel or path
     language = language_for_path(rel)
     target = definition_at(text, language, line)
     if target is None or language is None:
@@ -74,6 +75,7 @@ def docstring_edit(
         max_tokens=ws.settings.docstring.max_tokens,
         cancel=cancel,
         progress=progress,
+        permit=permit,
     )
     mine = [o for o in report.outcomes if o.line == target.def_line]
     if not any(o.status == "documented" for o in mine):

@@ -24,13 +24,17 @@ from assistant.llm import prompts
 from assistant.llm.chat_templates import Message
 from assistant.llm.fim import Hole
 from assistant.llm.protocol import Request
+from assistant.repo.vetted import EMPTY, NEWLINE, Vetted
 
 if TYPE_CHECKING:
     from tree_sitter import Tree
 
     from assistant.llm.protocol import Model, Progress
+    from assistant.repo.vetted import Permit
 
 Status = Literal["documented", "skipped", "failed"]
+Shown = tuple[list[Vetted], "Permit"]
+"""A file's lines as a model may see them (secrets cut, line for line), and its permit."""
 _PREFIX_CHARS = 6000
 _SUFFIX_CHARS = 2000
 _CODE_CHARS = 3000
@@ -155,14 +159,15 @@ def _own_lines(symbol: Symbol, symbols: list[Symbol]) -> set[int]:
 
 
 def generate(
-    model: Model, site: Site, lines: list[str], path: str, request: Request
+    model: Model, site: Site, shown: Shown, path: str, request: Request
 ) -> tuple[str, bool]:
     """The model's raw text for one site (FIM where the model has it, else a chat prompt), and
     whether the model closed the comment itself."""
+    lines, permit = shown
     start, end = site.remove if site.remove is not None else (site.row, site.row)
-    before, after = "\n".join(lines[:start]), "\n".join(lines[end:])
-    before = before + "\n" if start else ""
-    opening, closing = conventions.frame(site)
+    before, after = NEWLINE.joined(lines[:start]), NEWLINE.joined(lines[end:])
+    before = before + NEWLINE if start else EMPTY
+    opening, closing = (permit.vet(part) for part in conventions.frame(site))
     if model.fim_kind != "emulated":
         prefix = (before + opening)[-_PREFIX_CHARS:]
         suffix = (closing + after)[:_SUFFIX_CHARS]
@@ -170,18 +175,18 @@ def generate(
         kept = _cut_at_close(text, site)
         return kept, len(kept) < len(text)  # the closing marker came: the text is whole
     symbol = site.symbol
-    code = "\n".join(lines[symbol.start_line - 1 : symbol.end_line])[:_CODE_CHARS]
+    code = NEWLINE.joined(lines[symbol.start_line - 1 : symbol.end_line])[:_CODE_CHARS]
     messages = [
         Message("system", prompts.render("docstring_system")),
         Message(
             "user",
             prompts.render(
                 "docstring_user",
-                path=path,
-                language=site.language,
-                kind=symbol.kind,
-                symbol=symbol.name,
-                params=", ".join(p.name for p in site.params) or "none",
+                path=Vetted.label(path),
+                language=Vetted.label(site.language),
+                kind=Vetted.label(symbol.kind),
+                symbol=permit.vet(symbol.name),
+                params=permit.vet(", ".join(p.name for p in site.params) or "none"),
                 code=code,
             ),
         ),
@@ -193,7 +198,7 @@ def generate(
 def _describe_params(
     model: Model,
     site: Site,
-    lines: list[str],
+    shown: Shown,
     path: str,
     parts: conventions.DocParts,
     style: Style,
@@ -201,9 +206,10 @@ def _describe_params(
 ) -> conventions.DocParts:
     """Fill in missing parameter descriptions, one short FIM answer each, written where the
     project's convention puts them (`Args:` / `Parameters` / `:param`)."""
+    lines, permit = shown
     start, end = site.remove if site.remove is not None else (site.row, site.row)
-    before = "\n".join(lines[:start]) + ("\n" if start else "")
-    after = "\n".join(lines[end:])
+    before = NEWLINE.joined(lines[:start]) + (NEWLINE if start else EMPTY)
+    after = NEWLINE.joined(lines[end:])
     described = dict(parts.params)
     for name in quality.missing_params(parts, site):
         if cancel is not None and cancel.is_set():
@@ -214,8 +220,8 @@ def _describe_params(
         # Open the body at the new parameter's line and let the model finish it.
         head = text.rsplit('"""', 1)[0].rstrip() if text.rstrip().endswith('"""') else text
         lead = render.param_lead(site, style, name, has_section=bool(described))
-        prefix = (before + head + lead)[-_PREFIX_CHARS:]
-        suffix = ("\n" + site.indent + '"""' + "\n" + after)[:_SUFFIX_CHARS]
+        prefix = (before + permit.vet(head + lead))[-_PREFIX_CHARS:]
+        suffix = (permit.vet("\n" + site.indent + '"""' + "\n") + after)[:_SUFFIX_CHARS]
         request = Request(max_tokens=32, cancel=cancel or threading.Event())
         answer = "".join(model.infill(Hole(prefix, suffix, path=path), request))
         line = answer.split("\n", 1)[0].split('"""', 1)[0].strip()
@@ -255,15 +261,18 @@ def document_text(
     on_symbol: Callable[[int, int, str], None] | None = None,
     rows: set[int] | None = None,
     sections: bool = False,
+    permit: Permit | None = None,
 ) -> FileReport:
     """Plan, generate and apply the docs of one file's text; writes nothing.
 
     With `model` None it only plans (coverage). `rows` keeps only the sites whose insertion row
-    is in it (the hook's partial-staging guard).
+    is in it (the hook's partial-staging guard). `permit` (the workspace's, for `path`) vets
+    what the model sees; the edits are made on `text` itself.
     """
     report = plan(path, text, language, update=update, changed=changed)
     if model is None or not report.targets:
         return report
+    shown = _shown(permit, path, text)
     if not parses(text, language):
         for s in report.targets:
             report.outcomes.append(
@@ -292,7 +301,7 @@ def document_text(
             max_tokens=max_tokens, cancel=cancel or threading.Event(), progress=progress
         )
         try:
-            raw, closed = generate(model, site, lines, path, request)
+            raw, closed = generate(model, site, shown, path, request)
         except AssistError as exc:  # e.g. a prompt too long for the context: this symbol only
             report.outcomes.append(_out(path, symbol, "failed", exc.message))
             continue
@@ -306,7 +315,7 @@ def document_text(
         wanted = sections and site.language == "python" and model.fim_kind != "emulated"
         if wanted and quality.missing_params(parts, site):
             # The summary is there, the parameters are not: ask for each one in its place.
-            parts = _describe_params(model, site, lines, path, parts, style, cancel)
+            parts = _describe_params(model, site, shown, path, parts, style, cancel)
         refused = quality.problem(parts, site, ended=ended, sections=wanted)
         if refused:
             reason = f"generated doc refused: {refused}"
@@ -335,6 +344,16 @@ def document_text(
         report.outcomes.append(_out(path, site.symbol, "documented", doc=summary))
     report.outcomes.sort(key=lambda o: o.line)
     return report
+
+
+def _shown(permit: Permit | None, path: str, text: str) -> Shown:
+    """`text` vetted line for line, so that a site's rows index the model's view of it too."""
+    if permit is None:
+        raise AssistError(f"{path}: no permit to send its text to a model", "a bug in assist")
+    lines = permit.vet(text).lines()
+    if len(lines) != text.count("\n") + 1:
+        raise AssistError(f"{path}: its secrets could not be cut line by line", "a bug in assist")
+    return lines, permit
 
 
 def _out(path: str, s: Symbol, status: Status, reason: str = "", doc: str = "") -> Outcome:

@@ -164,7 +164,7 @@ def run(
         lines = None if changed is None else changed.get(rel, set())
         report = plan(rel, text, language, update=update, changed=lines)
         if generate_docs and report.targets:
-            ws.rules.check(full)  # the privacy check, right before text reaches a prompt
+            permit = ws.permit(full)  # the privacy check, right before text reaches a prompt
 
             def progress(i: int, total: int, name: str, rel: str = rel, n: int = n) -> None:
                 if on_step is not None:
@@ -182,6 +182,7 @@ def run(
                 cancel=cancel,
                 on_symbol=progress,
                 sections=sections,
+                permit=permit,
             )
             if write and report.changed and not (cancel is not None and cancel.is_set()):
                 if write_atomic(full, report.new, expected=raw):

@@ -108,7 +108,7 @@ def document_staged(start: Path, files: list[str] | None = None) -> HookResult:
             }
         style = style or resolve_style(ws)
         sections = wants_sections(ws)
-        ws.rules.check(top / rel)
+        permit = ws.permit(top / rel)
         report = generate.document_text(
             ws.model,
             rel,
@@ -119,6 +119,7 @@ def document_staged(start: Path, files: list[str] | None = None) -> HookResult:
             max_tokens=ws.settings.docstring.max_tokens,
             rows=rows,
             sections=sections,
+            permit=permit,
         )
         result.reports.append(report)
         if not report.changed:

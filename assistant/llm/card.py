@@ -15,6 +15,7 @@ from assistant.llm.gguf import iter_special_tokens, read_gguf
 from assistant.llm.local import LocalModel
 from assistant.llm.protocol import Request
 from assistant.llm.source import ModelChoice, choose_model, open_model
+from assistant.repo.vetted import Vetted
 
 
 def _environment(settings: Settings) -> dict[str, Any]:
@@ -32,6 +33,7 @@ def _environment(settings: Settings) -> dict[str, Any]:
     }
 
 
+_COUNT = Vetted.label("Count from one to twenty.")
 DEMO_NOTE = (
     "this is the embedded demo model (SmolLM2-135M): it shows that everything works, not what "
     "a code model writes. For real work point model.path at a code model with FIM tokens "
@@ -107,7 +109,7 @@ def build_card(
         else:
             say("asking the server for 32 tokens …")
             request = Request(max_tokens=32)
-            text = "".join(model.chat([Message("user", "Count from one to twenty.")], request))
+            text = "".join(model.chat([Message("user", _COUNT)], request))
             stats = request.stats
             card["speed"] = {
                 "generated_chunks": stats.generated_tokens,

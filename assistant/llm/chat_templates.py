@@ -7,6 +7,7 @@ become `AssistError`s instead of tracebacks.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -16,6 +17,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from assistant.errors import AssistError
 from assistant.llm.prompts import prompts_dir
+from assistant.repo.vetted import Vetted
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -23,7 +25,8 @@ Role = Literal["system", "user", "assistant", "tool"]
 @dataclass(frozen=True)
 class Message:
     role: Role
-    content: str
+    content: Vetted
+    """What a model may read (repo/vetted.py): a rendered prompt, the user's or model's words."""
 
 
 def _raise(message: str) -> None:
@@ -47,15 +50,19 @@ def fallback_template() -> str:
 
 def render_chat(
     template: str | None,
-    messages: list[Message],
+    messages: Sequence[Message],
     *,
     bos_token: str = "",
     eos_token: str = "",
     add_generation_prompt: bool = True,
+    defuse: Callable[[str], str] = str,
 ) -> str:
-    """The prompt text for `messages`; `template=None` uses our plain fallback format."""
+    """The prompt text for `messages`; `template=None` uses our plain fallback format.
+    `defuse` rewrites each content first (the model's control-token texts broken up)."""
     source = template or fallback_template()
-    payload: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in messages]
+    payload: list[dict[str, Any]] = [
+        {"role": m.role, "content": defuse(m.content)} for m in messages
+    ]
     try:
         return _compile(source).render(
             messages=payload,

@@ -10,9 +10,12 @@ from typing import TYPE_CHECKING
 from assistant.llm import prompts
 from assistant.llm.chat_templates import Message
 from assistant.llm.fim import Hole, path_comment
+from assistant.repo.vetted import EMPTY, Vetted
 
 if TYPE_CHECKING:
     from assistant.llm.protocol import Model, Request
+
+_OTHER_FILES = Vetted.label("Other files of the repository:\n\n")
 
 
 def emulation_messages(hole: Hole) -> list[Message]:
@@ -20,15 +23,15 @@ def emulation_messages(hole: Hole) -> list[Message]:
 
     Repository context comes first, as path-comment blocks, so it stays a stable prompt prefix.
     """
-    shown = "".join(path_comment(c.path, c.text) for c in hole.context)
+    shown = EMPTY.joined(path_comment(c.path, c.text) for c in hole.context)
     return [
         Message("system", prompts.render("fim_emulation_system")),
         Message(
             "user",
             prompts.render(
                 "fim_emulation_user",
-                context=f"Other files of the repository:\n\n{shown}" if shown else "",
-                path=hole.path or "untitled",
+                context=_OTHER_FILES + shown if shown else EMPTY,
+                path=Vetted.label(hole.path or "untitled"),
                 prefix=hole.before,
                 suffix=hole.suffix,
             ),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from assistant.llm.gguf import GGUFInfo
+from assistant.repo.vetted import EMPTY, NEWLINE, Vetted
 
 Order = Literal["psm", "spm"]
 RepoStyle = Literal["qwen", "starcoder"] | None
@@ -239,7 +240,7 @@ class ContextFile:
     """Another file of the repository, shown to the model before the current one."""
 
     path: str
-    text: str
+    text: Vetted
 
 
 @dataclass(frozen=True)
@@ -250,17 +251,18 @@ class Hole:
     `typed` is the cursor line's text before the cursor. A FIM prompt puts it after the middle
     token (llama.vim and llama-server's `/infill` `prompt` do the same), with `prefix` ending at
     the line's start: typing on a line then changes only the prompt's end, and everything before
-    stays in the KV cache. Empty `typed` is the plain layout.
+    stays in the KV cache. Empty `typed` is the plain layout. The text is `Vetted`: what a model
+    sees of a file has passed the privacy and content rules (repo/vetted.py).
     """
 
-    prefix: str
-    suffix: str = ""
+    prefix: Vetted
+    suffix: Vetted = EMPTY
     path: str = ""
     context: Sequence[ContextFile] = ()
-    typed: str = ""
+    typed: Vetted = EMPTY
 
     @property
-    def before(self) -> str:
+    def before(self) -> Vetted:
         """All the text before the cursor."""
         return self.prefix + self.typed
 
@@ -310,10 +312,11 @@ _COMMENT = {
     ".py": "#", ".rb": "#", ".sh": "#", ".bash": "#", ".toml": "#", ".yaml": "#", ".yml": "#",
     ".r": "#", ".pl": "#", ".lua": "--", ".sql": "--", ".hs": "--",
 }  # fmt: skip
+_GAP = NEWLINE + NEWLINE
 
 
-def path_comment(path: str, text: str) -> str:
+def path_comment(path: str, text: Vetted) -> Vetted:
     """A context file as `# path: x` plus its text, for models without a repo-level format."""
     ext = "." + path.rsplit(".", 1)[-1].lower() if "." in path else ""
     mark = _COMMENT.get(ext, "//")
-    return f"{mark} path: {path}\n{text.rstrip()}\n\n"
+    return Vetted.label(f"{mark} path: {path}\n") + text.rstrip() + _GAP

@@ -7,11 +7,16 @@ connection's peer user is checked. Requests speak the same HTTP and server-sent 
 llama-server, so clients are `RemoteModel`s; the host adds the prompt's progress and its own
 account of each request, and serves them one at a time in the order llm/schedule.py decides.
 
-A client that closes its connection cancels its request at once, whether it is running or still
-queued. The host exits after `model.host_idle` seconds without a request.
+It holds its lock (llm/host_files.py) from start to exit: that, not its answers, says it is
+alive. Every client is untrusted input (llm/host_requests.py): a connection idle past
+`ASSIST_HOST_CONNECTION_S` is closed, at most `ASSIST_HOST_CONNECTIONS` are served at once,
+and the log (next to the socket) is emptied at `ASSIST_HOST_LOG_BYTES`.
 
-Run by `python -m assistant.llm.host` with its spec (JSON) on stdin; its log is next to the
-socket.
+A client that closes its connection cancels its request at once, whether it is running or still
+queued. The host exits after `model.host_idle` seconds without a request, and at once when its
+socket is removed (nobody could find it any more).
+
+Run by `python -m assistant.llm.host` with its spec (JSON) on stdin.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import select
 import signal
@@ -29,23 +33,38 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 from assistant.config import ModelSettings
 from assistant.errors import AssistError
-from assistant.llm.chat_templates import Message
-from assistant.llm.fim import ContextFile, Hole
+from assistant.llm.host_files import (
+    CappedLog,
+    host_limit,
+    open_dir,
+    open_private,
+    try_lock,
+    write_pid,
+)
+from assistant.llm.host_requests import (
+    MAX_BODY,
+    PICKS,
+    PRIORITIES,
+    BadRequest,
+    Job,
+    brief,
+    parse_body,
+    prepare,
+    read_request,
+)
 from assistant.llm.local import LocalModel
 from assistant.llm.protocol import GenerationStats, Priority, Request
 
 log = logging.getLogger("assistant.llm.host")
 
-_PRIORITIES: tuple[Priority, ...] = get_args(Priority)
-MAX_BODY = 64 * 1024 * 1024
-"""Largest request body read: a prompt with a whole repository's context stays well below."""
+LISTEN_BACKLOG = 256
+"""Connections the kernel queues for the host: every front-end of a busy day at once."""
 
 
 def resident_bytes(pid: int | str = "self") -> int:
@@ -60,13 +79,17 @@ def resident_bytes(pid: int | str = "self") -> int:
 class HostServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, path: Path, model: LocalModel, idle_s: float) -> None:
         self.model = model
         self.idle_s = idle_s
+        self.connection_s = host_limit("CONNECTION_S", 60.0)
+        self.max_connections = int(host_limit("CONNECTIONS", 128))
         self.started = time.time()
         self.requests = 0
         self.active = 0
+        self.connections = 0
         self.last_used = time.monotonic()
         self.counter = threading.Lock()
         self.stopping = threading.Event()
@@ -90,6 +113,45 @@ class HostServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             log.warning("refused a connection from pid %d of user %d", pid, uid)
             return False
         return True
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread per connection, up to `max_connections`; past that, a 503 in words."""
+        with self.counter:
+            room = self.connections < self.max_connections
+            if room:
+                self.connections += 1
+        if not room:
+            self._turn_away(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            with self.counter:
+                self.connections -= 1
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self.counter:
+                self.connections -= 1
+
+    def _turn_away(self, request: socket.socket) -> None:
+        message = f"the model host serves {self.max_connections} connections, its most"
+        data = json.dumps({"message": message, "hint": "try again"}).encode()
+        head = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(data))  # fmt: skip
+        with contextlib.suppress(OSError):
+            request.settimeout(0.2)
+            request.sendall(head + data)
+        self.shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that failed: one line in the log, not a traceback per client."""
+        exc = sys.exc_info()[1]
+        if exc is not None:
+            log.warning("a connection ended in %s: %s", type(exc).__name__, brief(exc))
 
     def track(self, delta: int) -> None:
         """A request begins (+1) or ends (-1); the idle clock restarts either way."""
@@ -117,10 +179,18 @@ class HostServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             "started": self.started,
             "requests": self.requests,
             "active": self.active,
+            "connections": self.connections,
             "idle_s": self.idle_s,
             "idle_for_s": round(self.idle_for(), 1),
             "resident_bytes": resident_bytes(),
         }
+
+    def findable(self) -> bool:
+        """Its socket is still where clients look: a host nobody can find should not live."""
+        try:
+            return os.stat(self.path).st_ino == self.inode
+        except OSError:
+            return False
 
     def remove_socket(self) -> None:
         """Unlink the socket if it is still ours (a newer host may have replaced it)."""
@@ -132,6 +202,12 @@ class HostServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 class HostHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: HostServer
+
+    def setup(self) -> None:
+        self.streaming = False
+        super().setup()
+        # Every read and write on the connection: an idle or stalled client is let go.
+        self.connection.settimeout(self.server.connection_s)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug(format, *args)
@@ -147,43 +223,43 @@ class HostHandler(BaseHTTPRequestHandler):
         elif self.path == "/props":
             self._json(200, self.server.props())
         else:
-            self._json(404, {"message": f"no {self.path} here", "hint": "see llm/host.py"})
+            self._json(404, {"message": f"no {self.path[:100]} here", "hint": "see llm/host.py"})
 
     def do_POST(self) -> None:
-        body = self._body()
-        if body is None:
-            return
-        if self.path == "/tokenize":
-            text = body.get("content")
-            if not isinstance(text, str):
-                self._json(400, {"message": "tokenize wants a string `content`", "hint": ""})
-                return
-            self._json(200, {"tokens": self.server.model.tokenize(text)})
-        elif self.path == "/shutdown":
-            self._json(200, {"status": "stopping"})
-            self.server.stopping.set()
-        elif self.path in ("/v1/completions", "/v1/chat/completions", "/infill"):
-            self._generate(self.path, body)
-        else:
-            self._json(404, {"message": f"no {self.path} here", "hint": "see llm/host.py"})
+        try:
+            self._post()
+        except AssistError as exc:  # BadRequest, or a prompt the model refuses
+            log.info("refused a request to %s: %s", self.path[:100], brief(exc))
+            if not self.streaming:
+                self._json(400, {"message": exc.message, "hint": exc.hint})
+            self.close_connection = True  # what is left of its body is not read
+        except (ValueError, TypeError, LookupError, RecursionError, OverflowError) as exc:
+            log.info("refused a request to %s: %s", self.path[:100], brief(exc))
+            if not self.streaming:
+                self._json(400, {"message": f"the model host cannot read this request: "
+                                 f"{brief(exc)}", "hint": ""})  # fmt: skip
+            self.close_connection = True
 
-    def _body(self) -> dict[str, Any] | None:
+    def _post(self) -> None:
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             length = -1
         if not 0 <= length <= MAX_BODY:
-            self._json(400, {"message": "bad Content-Length", "hint": ""})
-            return None
-        try:
-            body = json.loads(self.rfile.read(length) or b"{}")
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            self._json(400, {"message": f"the request is not JSON: {exc}", "hint": ""})
-            return None
-        if not isinstance(body, dict):
-            self._json(400, {"message": "the request is not a JSON object", "hint": ""})
-            return None
-        return body
+            raise BadRequest("bad Content-Length", f"at most {MAX_BODY} bytes")
+        body = parse_body(self.rfile.read(length))
+        if self.path == "/tokenize":
+            text = body.get("content")
+            if not isinstance(text, str):
+                raise BadRequest("tokenize wants a string `content`")
+            self._json(200, {"tokens": self.server.model.tokenize(text)})
+        elif self.path == "/shutdown":
+            self._json(200, {"status": "stopping"})
+            self.server.stopping.set()
+        elif self.path in PICKS:
+            self._generate(self.path, body)
+        else:
+            self._json(404, {"message": f"no {self.path[:100]} here", "hint": "see llm/host.py"})
 
     def _json(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()
@@ -197,37 +273,37 @@ class HostHandler(BaseHTTPRequestHandler):
 
     def _generate(self, endpoint: str, body: dict[str, Any]) -> None:
         wanted = self.headers.get("X-Assist-Priority", "explicit")
-        priority: Priority = next((p for p in _PRIORITIES if p == wanted), "explicit")
+        priority: Priority = next((p for p in PRIORITIES if p == wanted), "explicit")
         # A client that names no lane is one of its own: nobody else's request supersedes it.
         lane = self.headers.get("X-Assist-Lane") or f"connection-{id(self):x}"
-        request = read_request(body, endpoint, priority, lane)
-        made = self.headers.get("X-Assist-Made", "")
-        if made.isdigit():
-            request.made = int(made)
         server = self.server
+        request = read_request(body, endpoint, priority, lane, n_ctx=server.model.context_window())
+        made = self.headers.get("X-Assist-Made", "")
+        if made.isascii() and made.isdigit() and len(made) < 19:
+            request.made = int(made)
+        job = prepare(server.model, endpoint, body)  # refused with a 400 before the reply begins
         server.track(+1)
         done = threading.Event()
         watcher = threading.Thread(target=self._watch_client, args=(request, done), daemon=True)
         watcher.start()
         try:
+            self.streaming = True
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-cache")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            self._run(endpoint, body, request)
+            self._run(endpoint, job, request)
             self._chunk(b"data: [DONE]\n\n")
             self._chunk(b"")
         except OSError:
-            request.drop("gone")  # the client left; its request is cancelled
+            request.drop("gone")  # the client left (or stalled past the timeout): cancelled
         finally:
             done.set()
             server.track(-1)
             self.close_connection = True
 
-    def _run(self, endpoint: str, body: dict[str, Any], request: Request) -> None:
-        model = self.server.model
-
+    def _run(self, endpoint: str, job: Job, request: Request) -> None:
         def progress(stats: GenerationStats) -> None:
             if stats.phase == "queued":
                 self._chunk(b": queued\n\n")  # keeps the connection alive while it waits
@@ -240,9 +316,9 @@ class HostHandler(BaseHTTPRequestHandler):
                 }})  # fmt: skip
 
         request.progress = progress
-        pick = _PICKS[endpoint]
+        pick = PICKS[endpoint]
         try:
-            stream = _start(model, endpoint, body, request)
+            stream = job(request)
             try:
                 for piece in stream:
                     self._event(pick(piece))
@@ -297,84 +373,29 @@ class HostHandler(BaseHTTPRequestHandler):
                 time.sleep(0.05)  # a client sending more than its request: not ours to read
 
 
-def read_request(body: dict[str, Any], endpoint: str, priority: Priority, lane: str) -> Request:
-    """The request a client's body describes: its limits in llama-server's names."""
-
-    def number(key: str) -> float | None:
-        value = body.get(key)
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            return None
-        return float(value) if value >= 0 and math.isfinite(value) else None
-
-    max_tokens = number("n_predict" if endpoint == "/infill" else "max_tokens")
-    if endpoint == "/infill" and isinstance(body.get("n_predict"), int) and body["n_predict"] < 0:
-        max_tokens = None  # llama-server's "no limit": ours is the configured one
-    prompt_ms, predict_ms = number("t_max_prompt_ms"), number("t_max_predict_ms")
-    temperature = number("temperature")
-    grammar = body.get("grammar")
-    return Request(
-        max_tokens=None if max_tokens is None else int(max_tokens),
-        temperature=None if temperature is None else min(temperature, 5.0),
-        priority=priority,
-        prompt_s=None if prompt_ms is None else prompt_ms / 1000,
-        generate_s=None if predict_ms is None else predict_ms / 1000,
-        grammar=grammar if isinstance(grammar, str) else None,
-        lane=lane,
-    )
-
-
-def _start(
-    model: LocalModel, endpoint: str, body: dict[str, Any], request: Request
-) -> Iterator[str]:
-    if endpoint == "/v1/completions":
-        prompt = body.get("prompt")
-        if not isinstance(prompt, str):
-            raise AssistError("a completion wants a string `prompt`", "")
-        return model.complete(prompt, request)
-    if endpoint == "/v1/chat/completions":
-        messages = [
-            Message(str(m.get("role", "user")), str(m.get("content", "")))  # type: ignore[arg-type]
-            for m in body.get("messages") or []
-            if isinstance(m, dict)
-        ]
-        return model.chat(messages, request)
-    context = [
-        ContextFile(str(c.get("filename", "")), str(c.get("text", "")))
-        for c in body.get("input_extra") or []
-        if isinstance(c, dict)
-    ]
-    hole = Hole(
-        str(body.get("input_prefix", "")), str(body.get("input_suffix", "")),
-        path=str(body.get("path", "")), context=context, typed=str(body.get("prompt", "")),
-    )  # fmt: skip
-    return model.infill(hole, request)
-
-
-_PICKS: dict[str, Callable[[str], dict[str, Any]]] = {
-    "/v1/completions": lambda text: {"choices": [{"text": text, "finish_reason": None}]},
-    "/v1/chat/completions": lambda text: {"choices": [{"delta": {"content": text}}]},
-    "/infill": lambda text: {"content": text},
-}
-
-
 def serve(spec: dict[str, Any]) -> int:
-    """Load the model, serve it on `spec["socket"]` until idle or told to stop; exit status."""
+    """Take the host's lock, load the model, serve it on `spec["socket"]` until idle, told to
+    stop or no longer findable; the exit status."""
     path = Path(spec["socket"])
+    try:
+        lock_fd = spec.get("lock_fd")  # its starter took the lock and handed it over
+        if not isinstance(lock_fd, int):
+            lock_fd = open_private(path.parent, path.with_suffix(".lock").name, os.O_RDWR)
+    except (AssistError, OSError) as exc:
+        print(f"assist model host: cannot open its lock: {exc}", file=sys.stderr, flush=True)
+        return 2
+    if not try_lock(lock_fd):
+        log.info("another host holds the lock of %s; exiting", path)
+        return 0
+    write_pid(lock_fd)  # held until this process ends, however it ends
     settings = ModelSettings(**spec["settings"])
     try:
         model = LocalModel.load(spec["model"], settings)
     except AssistError as exc:
         print(f"assist model host: {exc.message} ({exc.hint})", file=sys.stderr, flush=True)
         return 2
-    if path.exists():
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-            try:
-                probe.connect(str(path))
-            except OSError:
-                path.unlink()  # a dead host's socket
-            else:
-                log.info("another host already serves %s; exiting", path)
-                return 0
+    with open_dir(path.parent) as dir_fd, contextlib.suppress(FileNotFoundError):
+        os.unlink(path.name, dir_fd=dir_fd)  # a dead host's socket: we hold the lock
     server = HostServer(path, model, float(spec["idle_s"]))
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: server.stopping.set())
@@ -387,6 +408,9 @@ def serve(spec: dict[str, Any]) -> int:
             if server.idle_for() > server.idle_s:
                 log.info("idle for %.0f s; exiting", server.idle_s)
                 break
+            if not server.findable():
+                log.info("its socket %s was removed or replaced; exiting", path)
+                break
     finally:
         server.remove_socket()  # first: no new client may find a host that is leaving
         server.shutdown()
@@ -395,9 +419,9 @@ def serve(spec: dict[str, Any]) -> int:
 
 
 def main() -> int:
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
-    )
+    handler = CappedLog(sys.stderr, int(host_limit("LOG_BYTES", 1 << 20)))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     return serve(json.loads(sys.stdin.read()))  # its starter writes the spec there
 
 

@@ -6,7 +6,15 @@ share one; a changed file or setting gets its own, and the old one exits when id
 
 Where hosts live: `$XDG_RUNTIME_DIR/assist` (a per-user tmpfs on Linux) or else
 `<tmp>/assist-<uid>`. The directory must be ours and closed to everyone else; one that is not
-is refused rather than repaired, since another user could have made it to catch our prompts.
+is refused rather than repaired, since another user could have made it to catch our prompts
+(`HostingUnavailable`: the model then loads in-process, llm/source.py).
+
+A host is alive while it holds its lock (llm/host_files.py), whether or not it answers: a
+client starts a host only when it can take that lock itself, and waits for one that holds it
+but is slow (paused, busy, swamped), up to `model.timeout`, rather than replace it. So there is
+never more than one host per model, and every one is listed by `assist model hosts`
+and stopped by `assist model stop`, paused or not; a socket where something else answers is
+named in one line, and left alone.
 """
 
 from __future__ import annotations
@@ -18,11 +26,11 @@ import hashlib
 import http.client
 import json
 import os
+import signal
 import socket
-import stat
+import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +40,15 @@ from typing import Any
 from assistant.config import ModelSettings
 from assistant.errors import AssistError
 from assistant.llm.gguf import read_gguf
+from assistant.llm.host_files import (
+    HostingUnavailable,
+    is_host_process,
+    lock_holder,
+    open_log,
+    open_private,
+    runtime_dir,
+    try_lock,
+)
 from assistant.llm.protocol import FimKind, Request
 from assistant.llm.remote import RemoteModel, ServerGone
 
@@ -43,25 +60,6 @@ SOCKET_PATH_MAX = 100
 
 def hosting_supported() -> bool:
     return os.name == "posix" and hasattr(socket, "AF_UNIX")
-
-
-def runtime_dir() -> Path:
-    """The per-user directory of host sockets, made owner-only if new, refused if unsafe."""
-    base = os.environ.get("XDG_RUNTIME_DIR")
-    if base and Path(base).is_dir():
-        where = Path(base) / "assist"
-    else:
-        where = Path(tempfile.gettempdir()) / f"assist-{os.getuid()}"
-    with contextlib.suppress(FileExistsError):
-        where.mkdir(mode=0o700)
-    info = os.lstat(where)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise AssistError(
-            f"{where} is not a private directory of this user (a symlink, another owner, or "
-            "open to others): a model host will not put its socket there",
-            "remove it (or `chmod 700` it if it is yours), or set model.host = false",
-        )
-    return where
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,36 +100,54 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.socket_path = path
 
     def connect(self) -> None:
+        """A blocking connect, bounded by the timeout: a host whose listen queue is full is
+        waited for, not taken for dead (a non-blocking connect fails at once with EAGAIN)."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
         try:
+            if self.timeout is not None:
+                wait = max(float(self.timeout), 0.001)
+                limit = struct.pack("ll", int(wait), int(wait % 1 * 1_000_000))
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
             sock.connect(str(self.socket_path))
+            sock.settimeout(self.timeout)
         except OSError:
             sock.close()
             raise
         self.sock = sock
 
 
+class Junk(OSError):
+    """Something answered on a host's socket, but not as a model host does."""
+
+
+ANSWER_MAX = 1 << 20
+"""Bytes of a plain answer read at most: what answers on a socket is not trusted either."""
+
+
 def ask(path: Path, method: str, endpoint: str, body: Any = None, timeout: float = 10) -> Any:
-    """One JSON request to the host at `path`; OSError when nobody answers there."""
+    """One JSON request to the host at `path`; Junk when what answers is not a host, OSError
+    when nobody answers there."""
     conn = UnixHTTPConnection(path, timeout)
     try:
         data = None if body is None else json.dumps(body)
         headers = {"Content-Type": "application/json"} if data is not None else {}
         conn.request(method, endpoint, data, headers)
         response = conn.getresponse()
-        payload = response.read()
+        payload = response.read(ANSWER_MAX)
         if response.status != 200:
-            raise OSError(f"HTTP {response.status}: {payload[:200]!r}")
+            raise Junk(f"HTTP {response.status}: {payload[:120]!r}")
         return json.loads(payload)
-    except (http.client.HTTPException, json.JSONDecodeError) as exc:
-        raise OSError(str(exc)) from None
+    except http.client.RemoteDisconnected:
+        raise  # hung up without a word (a host leaving, or refusing us): nobody answers
+    except (http.client.HTTPException, ValueError, RecursionError) as exc:
+        text = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise Junk(f"{type(exc).__name__}: {text}") from None
     finally:
         conn.close()
 
 
 class Host:
-    """The host for one spec: its socket, and how to start it when nobody answers there."""
+    """The host for one spec: its socket and lock, and how to start it when none lives."""
 
     @classmethod
     def of(cls, path: str | Path, settings: ModelSettings) -> Host:
@@ -140,56 +156,66 @@ class Host:
 
     def __init__(self, spec: HostSpec) -> None:
         self.spec = spec
-        folder = runtime_dir()
+        self.folder = runtime_dir()
         key = spec.key()
-        self.socket = folder / f"model-{key}.sock"
-        self.lock_path = folder / f"model-{key}.lock"
-        self.log_path = folder / f"model-{key}.log"
+        self.socket = self.folder / f"model-{key}.sock"
+        self.lock_path = self.folder / f"model-{key}.lock"
+        self.log_path = self.folder / f"model-{key}.log"
         if len(str(self.socket)) > SOCKET_PATH_MAX:
-            raise AssistError(
+            raise HostingUnavailable(
                 f"the model host's socket path is too long for the system: {self.socket}",
                 "set XDG_RUNTIME_DIR to a shorter directory, or set model.host = false",
             )
 
-    def props(self) -> dict[str, Any] | None:
+    def props(self, timeout: float = 5) -> dict[str, Any] | None:
         try:
-            found = ask(self.socket, "GET", "/props", timeout=5)
+            found = ask(self.socket, "GET", "/props", timeout=timeout)
         except OSError:
             return None
         return found if isinstance(found, dict) else None
 
-    def ensure(self, timeout: float) -> dict[str, Any]:
-        """The running host's facts, starting it first if nobody answers (one starter at a
-        time: the others wait on the lock and then find it)."""
-        found = self.props()
-        if found is not None:
-            return found
-        import fcntl  # POSIX only, as hosting is (`hosting_supported`)
-
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            found = self.props()
+    def ensure(
+        self, timeout: float, before_start: Callable[[], object] | None = None
+    ) -> dict[str, Any]:
+        """The running host's facts. Only a client that can take the host's lock starts one
+        (`before_start` first); one that cannot waits for the live host that holds it to
+        answer, up to `timeout`, and never removes its socket."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.props(timeout=max(deadline - time.monotonic(), 0.05))
             if found is not None:
                 return found
-            return self._start(timeout)
-        finally:
-            os.close(fd)  # closing releases the lock
+            fd = open_private(self.folder, self.lock_path.name, os.O_RDWR)
+            try:
+                if try_lock(fd):  # no host lives: what is left at the socket is a dead one's
+                    os.ftruncate(fd, 0)  # nor its pid: the new host writes its own
+                    if before_start is not None:
+                        before_start()
+                    return self._start(fd, deadline, timeout)
+            finally:
+                os.close(fd)  # the host keeps the lock: it holds the same open file
+            if time.monotonic() >= deadline:
+                pid = lock_holder(self.folder, self.lock_path.name)
+                who = f"the model host (pid {pid})" if pid else "the model host"
+                raise AssistError(
+                    f"{who} is alive but did not answer within {timeout:g} s (paused, busy, or "
+                    "still loading the model?)",
+                    f"wait and retry, `assist model stop` it, or raise model.timeout; see "
+                    f"{self.log_path}",
+                )
+            time.sleep(0.05)
 
-    def _start(self, timeout: float) -> dict[str, Any]:
-        with contextlib.suppress(FileNotFoundError):
-            self.socket.unlink()  # nobody answered there: a dead host's
-        spec = {"socket": str(self.socket), "model": self.spec.model,
+    def _start(self, lock_fd: int, deadline: float, timeout: float) -> dict[str, Any]:
+        spec = {"socket": str(self.socket), "model": self.spec.model, "lock_fd": lock_fd,
                 "settings": self.spec.load_settings(), "idle_s": self.spec.idle_s}  # fmt: skip
-        log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW,
-                         0o600)  # fmt: skip
+        log_fd = open_log(self.folder, self.log_path.name)
         try:
             # The spec goes on stdin: a command line is readable by every user (/proc/PID/cmdline).
             process = subprocess.Popen(
                 [sys.executable, "-m", "assistant.llm.host"],
                 stdin=subprocess.PIPE, stdout=log_fd, stderr=log_fd,
                 start_new_session=True,  # outlives this front-end, and its Ctrl-C
-                close_fds=True,
+                pass_fds=(lock_fd,),  # the lock passes to the host with no gap between us
                 cwd="/",  # holds no repository's directory open while it lives
             )  # fmt: skip
         finally:
@@ -200,9 +226,8 @@ class Host:
         process.stdin.close()
         # Reap it when it exits while this process lives (an idle exit), leaving no zombie.
         threading.Thread(target=process.wait, name="assist-host-reaper", daemon=True).start()
-        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = self.props()
+            found = self.props(timeout=max(min(deadline - time.monotonic(), 5), 0.05))
             if found is not None:
                 return found
             if process.poll() is not None:
@@ -212,7 +237,7 @@ class Host:
                 )
             time.sleep(0.05)
         raise AssistError(
-            f"the model host did not answer within {timeout:.0f} s (still loading the model?)",
+            f"the model host did not answer within {timeout:g} s (still loading the model?)",
             f"see {self.log_path}; raise model.timeout, or set model.host = false",
         )
 
@@ -221,7 +246,7 @@ class Host:
             lines = self.log_path.read_text(errors="replace").strip().splitlines()
         except OSError:
             return "no log"
-        return lines[-1] if lines else "no log"
+        return lines[-1][:300] if lines else "no log"
 
 
 class HostedModel(RemoteModel):
@@ -235,11 +260,9 @@ class HostedModel(RemoteModel):
         self.host = Host.of(path, settings)
         self.name = Path(path).name
         self.url = f"the model host ({self.host.socket})"
-        found = self.host.props()  # a running host has read the file: no need to parse it again
-        if found is None:
-            read_gguf(path)  # a file that is not GGUF fails here, before a host is started
-            found = self.host.ensure(settings.timeout)
-        self._props = found
+        # A running host has read the file: it is parsed here only before a host is started
+        # (one that is not GGUF fails then, in its own words).
+        self._props = self.host.ensure(settings.timeout, before_start=lambda: read_gguf(path))
         self._infill = True  # the host fills holes itself, with FIM tokens or by emulation
         self.ends_with_done = True
         self.warms = True
@@ -271,7 +294,9 @@ class HostedModel(RemoteModel):
             return known
         for attempt in (0, 1):
             try:
-                count = len(ask(self.host.socket, "POST", "/tokenize", {"content": text})["tokens"])
+                answer = ask(self.host.socket, "POST", "/tokenize", {"content": text},
+                             timeout=self.settings.timeout)  # fmt: skip
+                count = len(answer["tokens"])
                 break
             except (OSError, KeyError, TypeError):
                 if attempt:
@@ -304,27 +329,94 @@ class HostedModel(RemoteModel):
                 self._props = self.host.ensure(self.settings.timeout)
 
 
-def running_hosts() -> list[dict[str, Any]]:
-    """Every host of this user that answers, with its socket."""
+# -- `assist model hosts` and `assist model stop` ----------------------------------------------
+
+PROBE_S = 3.0
+"""Seconds a listed host has to answer: a live one answers `/props` at once, even mid-answer."""
+
+
+def running_hosts(timeout: float = PROBE_S) -> list[dict[str, Any]]:
+    """This user's hosts, each with its socket and `state`: "serving" (with the host's facts),
+    "silent" (alive by its lock, but no answer) or "junk" (something else answers there)."""
     if not hosting_supported():
         return []
+    folder = runtime_dir()
+    keys = {
+        p.name.removeprefix("model-").rsplit(".", 1)[0]
+        for pattern in ("model-*.sock", "model-*.lock")
+        for p in folder.glob(pattern)
+    }
     found = []
-    for sock in sorted(runtime_dir().glob("model-*.sock")):
-        try:
-            props = ask(sock, "GET", "/props", timeout=5)
-        except OSError:
-            continue
-        if isinstance(props, dict):
-            found.append({**props, "socket": str(sock)})
+    for key in sorted(keys):
+        pid = lock_holder(folder, f"model-{key}.lock")
+        entry = _probe(folder / f"model-{key}.sock", pid, timeout)
+        if entry is not None:
+            found.append(entry)
     return found
 
 
-def stop_hosts(sockets: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Ask hosts to exit (all of this user's by default); the ones asked."""
-    stopped = []
-    for host in running_hosts():
+def _probe(sock: Path, pid: int | None, timeout: float) -> dict[str, Any] | None:
+    """One socket's entry; None for a dead host's leftovers (nobody holds its lock)."""
+    where = {"socket": str(sock), "pid": pid}
+    if not sock.exists():
+        if pid is None:
+            return None
+        return {**where, "state": "silent", "problem": "holds its lock but has no socket yet"}
+    try:
+        props = ask(sock, "GET", "/props", timeout=timeout)
+    except Junk as exc:
+        return {**where, "state": "junk", "problem": f"answers, but not as a model host: {exc}"}
+    except OSError as exc:
+        if pid is None:
+            return None
+        why = " ".join(str(exc).split())[:80] or type(exc).__name__
+        problem = f"holds its lock but does not answer ({why}): paused or stuck?"
+        return {**where, "state": "silent", "problem": problem}
+    if not _is_facts(props):
+        return {**where, "state": "junk", "problem": "answers, but not as a model host"}
+    return {**props, "socket": str(sock), "state": "serving"}
+
+
+def _is_facts(props: Any) -> bool:
+    """`props` is what a host says of itself, with the types the listing prints."""
+    if not isinstance(props, dict):
+        return False
+    numbers = ("resident_bytes", "requests", "idle_for_s", "idle_s")
+    return (
+        type(props.get("pid")) is int
+        and props["pid"] > 0
+        and isinstance(props.get("name"), str)
+        and all(type(props.get(k)) in (int, float) for k in numbers)
+    )
+
+
+def stop_hosts(
+    sockets: Sequence[str] | None = None, timeout: float = PROBE_S
+) -> list[dict[str, Any]]:
+    """Stop hosts (all of this user's by default): asked if they answer, signalled if they
+    only hold their lock; each with its `outcome`: "stopped", "signalled" or "not stopped"."""
+    done = []
+    for host in running_hosts(timeout):
         if sockets is None or host["socket"] in sockets:
-            with contextlib.suppress(OSError):
-                ask(Path(host["socket"]), "POST", "/shutdown", {})
-                stopped.append(host)
-    return stopped
+            done.append({**host, "outcome": _stop(host, timeout)})
+    return done
+
+
+def _stop(host: dict[str, Any], timeout: float) -> str:
+    if host["state"] == "serving":
+        try:
+            ask(Path(host["socket"]), "POST", "/shutdown", {}, timeout=timeout)
+            return "stopped"
+        except OSError:
+            pass
+    pid = host.get("pid")
+    if not pid or not is_host_process(pid):
+        return "not stopped"
+    try:
+        os.kill(pid, signal.SIGTERM)  # the host's handler leaves as `/shutdown` does
+        os.kill(pid, signal.SIGCONT)  # and a paused host wakes to hear it
+    except ProcessLookupError:
+        return "stopped"
+    except OSError:
+        return "not stopped"
+    return "signalled"

@@ -242,12 +242,13 @@ class LocalModel:
         """
         tokens = self.info.tokens
         bos_id, eos_id = self.info.token_id("bos"), self.info.token_id("eos")
-        safe = [Message(m.role, _defuse(m.content, self._special_texts())) for m in messages]
+        specials = self._special_texts()
         text = render_chat(
             self.info.chat_template,
-            safe,
+            messages,
             bos_token=tokens[bos_id] if bos_id is not None else "",
             eos_token=tokens[eos_id] if eos_id is not None else "",
+            defuse=lambda content: _defuse(content, specials),
         )
         ids = self.tokenize(text, special=True)
         bos = self.bos()

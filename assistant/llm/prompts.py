@@ -1,7 +1,8 @@
 """Prompt templates are files in `prompts/`, rendered with `string.Template`.
 
 `$var` rather than `{var}` because code is full of braces. A missing variable is an error, never a
-silently empty hole in a prompt.
+silently empty hole in a prompt. Every value is `Vetted` (repo/vetted.py), and so is the result:
+raw file text cannot be rendered into a prompt.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from functools import cache
 from pathlib import Path
 
 from assistant.errors import AssistError
+from assistant.repo.vetted import Vetted, fill
 
 
 def prompts_dir() -> Path:
@@ -39,9 +41,9 @@ def template_names() -> list[str]:
     return sorted(p.stem for p in prompts_dir().glob("*.txt"))
 
 
-def render(name: str, **values: str) -> str:
+def render(name: str, **values: Vetted) -> Vetted:
     try:
-        return _template(name).substitute(values)
+        return fill(_template(name), values)
     except KeyError as exc:
         raise AssistError(
             f"prompt {name!r} needs a value for ${exc.args[0]}", "this is a bug in assist"

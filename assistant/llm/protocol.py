@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 
 from assistant.llm.chat_templates import Message
 from assistant.llm.fim import Hole
+from assistant.repo.vetted import Vetted
 
 FimKind = Literal["tokens", "server", "emulated"]
 """How a model fills a hole: its own FIM tokens, a server's `/infill`, or an emulation."""
@@ -173,7 +174,7 @@ class Model(Protocol):
         """Tokens of `text` as untrusted content (exact locally, estimated for a server)."""
         ...
 
-    def complete(self, prompt: str, request: Request | None = None) -> Iterator[str]:
+    def complete(self, prompt: Vetted, request: Request | None = None) -> Iterator[str]:
         """Continue `prompt` (plain text, no template)."""
         ...
 

@@ -7,6 +7,9 @@ is missing, completions fall back to FIM emulation through the chat endpoint, as
 A cancelled request closes its connection at once, even while the server is still reading the
 prompt and has sent nothing: a thread waits on the cancel event and shuts the socket down, which
 wakes the blocked read (and tells llama-server to stop working on it).
+
+`https://` trusts the system's CAs, or those in the file `SSL_CERT_FILE` names (OpenSSL reads
+it when each connection's default context is made).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import http.client
 import json
 import os
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -23,6 +27,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from assistant.config import ModelSettings
+from assistant.config.servers import bearer, server_url
 from assistant.errors import AssistError
 from assistant.llm.chat_templates import Message
 from assistant.llm.emulation import emulated_infill
@@ -59,14 +64,10 @@ def _cut_short() -> ServerGone:
 
 class RemoteModel:
     def __init__(self, url: str, settings: ModelSettings) -> None:
-        parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise AssistError(
-                f"model.url {url!r} is not an http(s) URL",
-                "set it like http://127.0.0.1:8080 (the server's base URL)",
-            )
+        server_url(url, "model.url")
         self.url = url.rstrip("/").removesuffix("/v1")
         self._parsed = urllib.parse.urlsplit(self.url)
+        self._authorization = bearer(settings.api_key, "model.api_key")
         self.settings = settings
         self.name = settings.remote_model or self.url
         self._infill: bool | None = None  # unknown until the server is asked
@@ -88,8 +89,8 @@ class RemoteModel:
 
     def headers(self, request: Request) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-        if self.settings.api_key:
-            headers["Authorization"] = f"Bearer {self.settings.api_key}"
+        if self._authorization:
+            headers["Authorization"] = self._authorization
         # Read by a model host (llm/host.py); other servers ignore unknown headers.
         headers["X-Assist-Priority"] = request.priority
         headers["X-Assist-Lane"] = request.lane or self.lane
@@ -261,6 +262,11 @@ class _Connection:
                 raise _Cancelled("cancel") from None
             if self.timed_out:
                 raise _Cancelled("budget") from None
+            if isinstance(exc, ssl.SSLCertVerificationError):
+                raise ServerGone(
+                    f"the model server at {model.url}: its certificate is not trusted: {exc}",
+                    "set SSL_CERT_FILE to a file of the CA certificates to trust",
+                ) from None
             raise ServerGone(
                 f"cannot reach the model server at {model.url}: {exc}",
                 "start the server, or fix model.url / ASSIST_MODEL_URL",

